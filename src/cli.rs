@@ -1,0 +1,113 @@
+//! The raw command line: what the user typed, parsed by clap and nothing more.
+//!
+//! Every flag here is a string or a plain number; `config.rs` (for `serve`) and
+//! `client` (for `load` and `bench`) turn these into validated, typed
+//! configuration before anything starts. clap itself exits with code 2 on a
+//! usage error, which matches the contract's "2 for bad usage".
+
+use clap::{Args, Parser, Subcommand};
+
+/// heavylift: a thread-per-core HTTP/1.1 server whose I/O cores never run heavy work.
+#[derive(Debug, Parser)]
+#[command(name = "heavylift", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: pinned I/O cores with their own listeners, reserved compute cores for jobs.
+    Serve(ServeArgs),
+    /// Send K slow then M fast GETs at once and print each body as it completes (the seed's call_multi.py).
+    Load(LoadArgs),
+    /// Hold a sustained mixed fast/slow load and report latency percentiles and throughput.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (IP:PORT; port 0 picks a free port). Default is 127.0.0.1:8888.
+    #[arg(long, default_value = "127.0.0.1:8888")]
+    pub listen: String,
+    /// CPUs that run I/O executors, as a list like `0,2-3`. Default is every usable CPU not used for compute.
+    #[arg(long, value_name = "LIST")]
+    pub io_cores: Option<String>,
+    /// CPUs that run only heavy jobs, as a list like `3` or `2-3`. Conflicts with --reserve.
+    #[arg(long, value_name = "LIST", conflicts_with = "reserve")]
+    pub compute_cores: Option<String>,
+    /// Reserve the last K usable CPUs for compute. Default is 1 when 2 or more CPUs are usable.
+    #[arg(long, value_name = "K")]
+    pub reserve: Option<usize>,
+    /// Jobs that may wait per compute core (the running job does not count). Default is 64.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub queue_depth: usize,
+    /// Seconds an offloaded job may take from dispatch before it gets 504. Default is 30.
+    #[arg(long, value_name = "SECS", default_value = "30")]
+    pub job_timeout: String,
+    /// Seconds a request line and headers may take to arrive. Default is 10.
+    #[arg(long, value_name = "SECS", default_value = "10")]
+    pub header_timeout: String,
+    /// Seconds an idle keep-alive connection stays open. Default is 60.
+    #[arg(long, value_name = "SECS", default_value = "60")]
+    pub idle_timeout: String,
+    /// Open connections allowed over all I/O cores; past it new ones are closed at once. Default is 10000.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// error, warn, info, debug or trace. Default is info.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Server to call (HOST:PORT). Default is 127.0.0.1:8888.
+    #[arg(long, default_value = "127.0.0.1:8888")]
+    pub target: String,
+    /// Slow requests scheduled first. Default is 3.
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub slow: usize,
+    /// Fast requests scheduled after the slow ones. Default is 20.
+    #[arg(long, value_name = "M", default_value_t = 20)]
+    pub fast: usize,
+    /// Route for slow requests: slow_threaded (offloaded) or slow (inline). Default is slow_threaded.
+    #[arg(long, value_name = "PATH", default_value = "slow_threaded")]
+    pub slow_path: String,
+    /// Job size for slow requests (k! for k in 0..N). Default is 2000.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub n: u32,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Server to load (HOST:PORT). Default is 127.0.0.1:8888.
+    #[arg(long, default_value = "127.0.0.1:8888")]
+    pub target: String,
+    /// Seconds to hold the load. Default is 10.
+    #[arg(long, value_name = "SECS", default_value = "10")]
+    pub duration: String,
+    /// Keep-alive connections sending /fast as fast as they can. Default is 32.
+    #[arg(long, value_name = "C", default_value_t = 32)]
+    pub connections: usize,
+    /// Concurrent /slow_threaded requests kept in flight. Default is 2.
+    #[arg(long, value_name = "S", default_value_t = 2)]
+    pub slow_concurrency: usize,
+    /// Route for slow requests: slow_threaded or slow. Default is slow_threaded.
+    #[arg(long, value_name = "PATH", default_value = "slow_threaded")]
+    pub slow_path: String,
+    /// Job size for slow requests. Default is 2000.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub n: u32,
+    /// Write a timeline picture of the run to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Show the progress line on stderr even when it is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
+}

@@ -1,0 +1,138 @@
+//! Validated, typed configuration for `serve`.
+//!
+//! `ServeConfig::try_from(&ServeArgs)` is the only place raw flags become real
+//! settings: addresses are resolved, seconds become `Duration`s, core lists
+//! become a `CoreLayout`. Every error happens here, before any executor starts.
+//! Tests build `ServeConfig` directly (see `ServeConfig::for_tests`).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::cli::ServeArgs;
+use crate::cores::{CoreLayout, CpuList};
+use crate::error::{Error, Result};
+
+/// Largest `--queue-depth`; bounds the memory of the job channels.
+pub const MAX_QUEUE_DEPTH: usize = 65_536;
+/// Largest value accepted for any of the `*-timeout` flags (one day).
+pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
+/// Everything `Server::start` needs, already checked.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address every I/O core listens on. Port 0 picks one free port for all. Default is 127.0.0.1:8888.
+    pub listen: SocketAddr,
+    /// Which CPUs do I/O and which run jobs.
+    pub layout: CoreLayout,
+    /// Jobs that may wait per compute core, the running one not counted. Default is 64.
+    pub queue_depth: usize,
+    /// Time from dispatch after which an offloaded job answers 504. Default is 30 s.
+    pub job_timeout: Duration,
+    /// Time a request line and headers may take to arrive. Default is 10 s.
+    pub header_timeout: Duration,
+    /// Time an idle keep-alive connection stays open. Default is 60 s.
+    pub idle_timeout: Duration,
+    /// Open connections allowed over all I/O cores. Default is 10000.
+    pub max_connections: usize,
+}
+
+impl ServeConfig {
+    /// A config on 127.0.0.1:0 with the given layout and the contract's defaults.
+    pub fn for_tests(layout: CoreLayout) -> ServeConfig {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            layout,
+            queue_depth: 64,
+            job_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+        }
+    }
+}
+
+impl TryFrom<&ServeArgs> for ServeConfig {
+    type Error = Error;
+
+    fn try_from(args: &ServeArgs) -> Result<ServeConfig> {
+        let listen = resolve_listen(&args.listen)?;
+        let io = args.io_cores.as_deref().map(|t| CpuList::parse("--io-cores", t)).transpose()?;
+        let compute = args
+            .compute_cores
+            .as_deref()
+            .map(|t| CpuList::parse("--compute-cores", t))
+            .transpose()?;
+        let layout = CoreLayout::resolve(
+            &CoreLayout::usable_cpus(),
+            io.as_ref(),
+            compute.as_ref(),
+            args.reserve,
+        )?;
+        if args.queue_depth == 0 || args.queue_depth > MAX_QUEUE_DEPTH {
+            return Err(Error::Config(format!(
+                "--queue-depth {}: must be between 1 and {MAX_QUEUE_DEPTH}",
+                args.queue_depth
+            )));
+        }
+        if args.max_connections == 0 {
+            return Err(Error::Config("--max-connections 0: must be at least 1".into()));
+        }
+        Ok(ServeConfig {
+            listen,
+            layout,
+            queue_depth: args.queue_depth,
+            job_timeout: parse_seconds("--job-timeout", &args.job_timeout)?,
+            header_timeout: parse_seconds("--header-timeout", &args.header_timeout)?,
+            idle_timeout: parse_seconds("--idle-timeout", &args.idle_timeout)?,
+            max_connections: args.max_connections,
+        })
+    }
+}
+
+/// Parses `IP:PORT` (or `host:port`, resolved once) into one socket address.
+pub fn resolve_listen(text: &str) -> Result<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bad = |why: String| Error::Config(format!("--listen {text:?}: {why}"));
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("not an address like 127.0.0.1:8888 ({e})")))?;
+    addrs.next().ok_or_else(|| bad("the name resolves to no address".into()))
+}
+
+/// Parses a positive number of seconds, fractions allowed (`0.5`, `30`).
+pub fn parse_seconds(flag: &str, text: &str) -> Result<Duration> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| Error::Config(format!("{flag} {text:?}: not a number of seconds")))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > MAX_TIMEOUT_SECS {
+        return Err(Error::Config(format!(
+            "{flag} {text:?}: must be more than 0 and at most {MAX_TIMEOUT_SECS} seconds"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_accept_fractions_and_reject_nonsense() {
+        assert_eq!(parse_seconds("--x", "0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_seconds("--x", "30").unwrap(), Duration::from_secs(30));
+        for bad in ["", "0", "-1", "abc", "inf", "NaN", "1e9"] {
+            assert!(parse_seconds("--x", bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(resolve_listen("127.0.0.1:0").unwrap().port(), 0);
+        assert!(resolve_listen("127.0.0.1").is_err());
+        assert!(resolve_listen("nonsense:port").is_err());
+        assert!(resolve_listen("127.0.0.1:99999").is_err());
+    }
+}

@@ -1,0 +1,43 @@
+//! The crate's error for start-up: bad configuration, binding, executor launch.
+//!
+//! These happen before or while the server starts, never on the request path
+//! (which answers with status codes instead). Each message tells the user what
+//! to change.
+
+use std::fmt;
+
+/// What went wrong while configuring or starting heavylift.
+#[derive(Debug)]
+pub enum Error {
+    /// A flag or combination of flags is invalid; the text names the flag.
+    Config(String),
+    /// The listen address could not be bound (in use, not local, no permission).
+    Bind { addr: String, source: std::io::Error },
+    /// An executor thread could not start or died during start-up.
+    Executor(String),
+}
+
+/// Result with the crate's start-up error.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(why) => write!(f, "{why}"),
+            Error::Bind { addr, source } if source.kind() == std::io::ErrorKind::AddrInUse => {
+                write!(f, "cannot listen on {addr}: address already in use (is another server running? pick another --listen)")
+            }
+            Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Error::Executor(why) => write!(f, "cannot start executors: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Bind { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

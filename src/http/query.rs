@@ -1,0 +1,178 @@
+//! Reading the `id` and `n` parameters from a request's query string, for
+//! the routes (`/fast`, `/slow`, `/slow_threaded`, `/fail`). Bad input
+//! becomes a one-line reason that the route sends back as a 400 body.
+
+/// `n` when the query has none: the seed's `heavy_lifting` size.
+pub const DEFAULT_N: u32 = 2000;
+/// The largest `n` accepted; the smallest is 1.
+pub const MAX_N: u32 = 20_000;
+
+/// The raw (still percent-encoded) value of the first `name=value` pair
+/// whose raw name is `name`; a bare `name` gives `Some("")`.
+pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .find_map(|pair| match pair.split_once('=') {
+            Some((key, value)) if key == name => Some(value),
+            None if pair == name => Some(""),
+            _ => None,
+        })
+}
+
+/// Decodes `%XX` escapes (either case) and `+` as a space; the result must
+/// be UTF-8.
+pub fn percent_decode(raw: &str) -> Result<String, &'static str> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.bytes();
+    while let Some(b) = bytes.next() {
+        out.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hex = |d: Option<u8>| d.and_then(|d| char::from(d).to_digit(16));
+                match (hex(bytes.next()), hex(bytes.next())) {
+                    (Some(hi), Some(lo)) => (hi * 16 + lo) as u8,
+                    _ => return Err("bad percent-escape: expected % and two hex digits"),
+                }
+            }
+            other => other,
+        });
+    }
+    String::from_utf8(out).map_err(|_| "percent-decoded value is not valid UTF-8")
+}
+
+/// The percent-decoded `id`; missing or empty is an error.
+pub fn parse_id(query: &str) -> Result<String, String> {
+    let raw = query_param(query, "id").ok_or("missing id: use ?id=X")?;
+    let id = percent_decode(raw).map_err(|why| format!("bad id: {why}"))?;
+    if id.is_empty() {
+        return Err("empty id: use ?id=X".to_owned());
+    }
+    Ok(id)
+}
+
+/// `n`: absent gives `DEFAULT_N`; present must be plain ASCII decimal
+/// digits with a value in `1..=MAX_N`.
+pub fn parse_n(query: &str) -> Result<u32, String> {
+    let Some(raw) = query_param(query, "n") else {
+        return Ok(DEFAULT_N);
+    };
+    let value = if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        // Saturates instead of overflowing; anything over MAX_N is refused.
+        raw.bytes().fold(0u64, |acc, d| {
+            acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        })
+    } else {
+        0
+    };
+    match u32::try_from(value) {
+        Ok(n) if (1..=MAX_N).contains(&n) => Ok(n),
+        _ => {
+            let shown: String = raw.chars().take(32).collect();
+            let cut = if shown.len() < raw.len() { "..." } else { "" };
+            Err(format!(
+                "bad n {shown:?}{cut}: expected a whole number from 1 to {MAX_N}"
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_param_cases() {
+        assert_eq!(query_param("id=1&n=5", "n"), Some("5"));
+        assert_eq!(query_param("id=1&id=2", "id"), Some("1"));
+        assert_eq!(query_param("id", "id"), Some(""));
+        assert_eq!(query_param("id=", "id"), Some(""));
+        assert_eq!(query_param("&&id=a=b&", "id"), Some("a=b"));
+        assert_eq!(query_param("idx=1&xid=2", "id"), None);
+        assert_eq!(query_param("", "id"), None);
+        assert_eq!(query_param("%69d=1", "id"), None); // names are compared raw
+    }
+
+    #[test]
+    fn percent_decode_cases() {
+        assert_eq!(percent_decode("a%20b+c").as_deref(), Ok("a b c"));
+        assert_eq!(percent_decode("%e2%82%AC").as_deref(), Ok("€"));
+        assert_eq!(percent_decode("%2B%25").as_deref(), Ok("+%"));
+        assert_eq!(percent_decode("").as_deref(), Ok(""));
+        for bad in ["%", "%2", "%zz", "%g0", "a%2", "%-1", "%+1"] {
+            assert!(
+                percent_decode(bad).unwrap_err().contains("percent-escape"),
+                "{bad}"
+            );
+        }
+        for bad in ["%ff", "%c3%28", "%e2%82"] {
+            assert!(percent_decode(bad).unwrap_err().contains("UTF-8"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn id_cases() {
+        assert_eq!(parse_id("id=7").as_deref(), Ok("7"));
+        assert_eq!(
+            parse_id("n=3&id=hello%20world").as_deref(),
+            Ok("hello world")
+        );
+        assert_eq!(parse_id("id=%41&id=B").as_deref(), Ok("A"));
+        assert_eq!(parse_id("id=+").as_deref(), Ok(" "));
+        for missing in ["", "n=2", "ID=1", "idd=1"] {
+            assert_eq!(
+                parse_id(missing),
+                Err("missing id: use ?id=X".to_owned()),
+                "{missing}"
+            );
+        }
+        for empty in ["id=", "id", "id=&id=2"] {
+            assert!(
+                parse_id(empty).unwrap_err().starts_with("empty id"),
+                "{empty}"
+            );
+        }
+        assert!(parse_id("id=%zz")
+            .unwrap_err()
+            .starts_with("bad id: bad percent-escape"));
+        assert!(parse_id("id=%ff").unwrap_err().contains("UTF-8"));
+    }
+
+    #[test]
+    fn n_cases() {
+        assert_eq!(parse_n(""), Ok(DEFAULT_N));
+        assert_eq!(parse_n("id=1"), Ok(DEFAULT_N));
+        assert_eq!(parse_n("n=1"), Ok(1));
+        assert_eq!(parse_n("n=20000"), Ok(MAX_N));
+        assert_eq!(parse_n("id=1&n=0020"), Ok(20));
+        assert_eq!(parse_n("n=7&n=x"), Ok(7));
+        let long = "9".repeat(100);
+        for bad in [
+            "",
+            "+5",
+            "-5",
+            "5.0",
+            "0",
+            "20001",
+            "99999999999999999999",
+            " 5",
+            "5 ",
+            "%35",
+        ]
+        .into_iter()
+        .chain(["0000", "4294967297", "abc", "1e3", "٣", long.as_str()])
+        {
+            let why = parse_n(&format!("id=1&n={bad}")).unwrap_err();
+            assert!(
+                why.contains("from 1 to 20000") && !why.contains('\n'),
+                "{bad}: {why}"
+            );
+            let shown = bad.get(..bad.len().min(32)).unwrap_or(bad);
+            assert!(
+                why.contains(&format!("{shown:?}").trim_end_matches('"').to_owned()),
+                "{why}"
+            );
+        }
+        assert!(parse_n("n").unwrap_err().starts_with("bad n \"\""));
+        assert!(parse_n(&format!("n={long}")).unwrap_err().contains("...:"));
+    }
+}

@@ -1,0 +1,412 @@
+//! Reading one request head (request line + headers) from the front of a
+//! connection's receive buffer with httparse, and judging it against the
+//! contract's limits and framing rules. The connection loop calls
+//! [`RequestHead::parse`] after every read, from the start of the unparsed
+//! bytes; the body, if any, is then skipped by `body::BodyReader`.
+//!
+//! Each call looks at no more than the first [`MAX_HEAD_BYTES`] of the
+//! buffer, so its cost is bounded however much a peer sends, and the answer
+//! does not depend on how the bytes were split across reads.
+
+use super::{ParseError, MAX_HEADERS, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES};
+
+/// The HTTP versions spoken; anything else is refused with 505 or 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+/// How the request body is framed; `BodyReader::new` takes it from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body (no framing header, or `Content-Length: 0`).
+    Empty,
+    /// `Content-Length: n`, n > 0 (may exceed the limit: `BodyReader` says 413).
+    Length(u64),
+    /// `Transfer-Encoding` whose final coding is `chunked`.
+    Chunked,
+}
+
+/// What the router and the connection loop need from a request head, copied
+/// out of the receive buffer so the buffer can be compacted.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// The method as sent, e.g. "GET" (case-sensitive, per RFC 9110).
+    pub method: String,
+    /// The raw request-target, e.g. "/fast?id=1"; not percent-decoded.
+    pub target: String,
+    pub version: Version,
+    /// Whether the connection stays open after the response: 1.1 unless
+    /// `Connection: close`; 1.0 only with `Connection: keep-alive`.
+    pub keep_alive: bool,
+    /// How to skip the body before the next pipelined request.
+    pub body: BodyKind,
+    /// Some `Accept` header value names application/json.
+    pub accepts_json: bool,
+    /// `Expect: 100-continue` on an HTTP/1.1 request (ignored for 1.0).
+    pub expects_continue: bool,
+}
+
+impl RequestHead {
+    /// The target before the first '?'.
+    pub fn path(&self) -> &str {
+        self.target
+            .split_once('?')
+            .map_or(&self.target, |(path, _)| path)
+    }
+
+    /// The target after the first '?', "" if there is none.
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map_or("", |(_, query)| query)
+    }
+
+    /// Parses the head at the front of `buf`. `Ok(None)`: need more bytes.
+    /// `Ok(Some((head, consumed)))`: `consumed` counts the head's bytes
+    /// including its final blank line and any blank lines before the request
+    /// line; the body (if any) and further requests start there.
+    pub fn parse(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, ParseError> {
+        let window = buf.get(..MAX_HEAD_BYTES).unwrap_or(buf);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(window) {
+            Ok(httparse::Status::Complete(consumed)) => {
+                check_request_line(window)?;
+                Ok(Some((interpret(&req)?, consumed)))
+            }
+            Ok(httparse::Status::Partial) => incomplete(window),
+            Err(httparse::Error::TooManyHeaders) => Err(ParseError::TooManyHeaders),
+            Err(httparse::Error::Version) => match version_shape(window) {
+                Shape::Http => Err(ParseError::UnsupportedVersion),
+                Shape::NotHttp => Err(ParseError::Malformed("malformed request line")),
+                Shape::NeedMore => incomplete(window),
+            },
+            Err(e) => Err(ParseError::Malformed(match e {
+                httparse::Error::HeaderName => "malformed request: invalid header name",
+                httparse::Error::HeaderValue => "malformed request: invalid header value",
+                httparse::Error::NewLine => "malformed request: invalid line ending",
+                _ => "malformed request line",
+            })),
+        }
+    }
+}
+
+/// A head not yet complete: wait, unless it can no longer fit the limits.
+fn incomplete(window: &[u8]) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    check_request_line(window)?;
+    if window.len() >= MAX_HEAD_BYTES {
+        // httparse would have said Complete if the head ended in the window.
+        return Err(ParseError::HeadTooLarge);
+    }
+    Ok(None)
+}
+
+/// The request line: from the end of leading blank lines to its '\n'.
+/// Returns (line without its '\n', whether the '\n' has arrived).
+fn request_line(window: &[u8]) -> (&[u8], bool) {
+    let lead = window
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let line = window.get(lead..).unwrap_or_default();
+    match line.iter().position(|&b| b == b'\n') {
+        Some(end) => (line.get(..end).unwrap_or_default(), true),
+        None => (line, false),
+    }
+}
+
+/// 414 when the request line (with its line ending) is, or must end up,
+/// longer than `MAX_REQUEST_LINE_BYTES`.
+fn check_request_line(window: &[u8]) -> Result<(), ParseError> {
+    let (line, complete) = request_line(window);
+    let too_long = if complete {
+        line.len() + 1 > MAX_REQUEST_LINE_BYTES
+    } else {
+        line.len() >= MAX_REQUEST_LINE_BYTES
+    };
+    if too_long {
+        return Err(ParseError::UriTooLong);
+    }
+    Ok(())
+}
+
+/// What a request line that httparse refused for its version looks like.
+#[derive(Debug, PartialEq)]
+enum Shape {
+    /// `METHOD SP target SP HTTP/<digit>.<digit>`: a version we do not speak.
+    Http,
+    /// Not an HTTP request line at all.
+    NotHttp,
+    /// Still could become the first: the line has not ended yet.
+    NeedMore,
+}
+
+/// Judges the request line once httparse has reported `Error::Version`.
+fn version_shape(window: &[u8]) -> Shape {
+    let (line, complete) = request_line(window);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // httparse only reports Version after `METHOD SP target SP` parsed.
+    let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
+    let fits = |(i, b): (usize, &u8)| match i {
+        0..=4 => b"HTTP/".get(i) == Some(b),
+        6 => *b == b'.',
+        _ => b.is_ascii_digit(),
+    };
+    let so_far_http = version.len() <= 8 && version.iter().enumerate().all(fits);
+    match (so_far_http, complete) {
+        (true, true) if version.len() == 8 => Shape::Http,
+        (true, false) => Shape::NeedMore,
+        _ => Shape::NotHttp,
+    }
+}
+
+const TE_AND_CL: ParseError =
+    ParseError::Malformed("malformed request: both Transfer-Encoding and Content-Length");
+const TE_IN_HTTP10: ParseError =
+    ParseError::Malformed("malformed request: Transfer-Encoding in an HTTP/1.0 request");
+const EMPTY_TE: ParseError = ParseError::Malformed("malformed request: empty Transfer-Encoding");
+
+/// Turns httparse's view of a complete head into a `RequestHead`.
+fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError> {
+    let version = match req.version {
+        Some(0) => Version::Http10,
+        Some(1) => Version::Http11,
+        _ => return Err(ParseError::UnsupportedVersion),
+    };
+    let (Some(method), Some(target)) = (req.method, req.path) else {
+        return Err(ParseError::Malformed("malformed request line"));
+    };
+    let mut content_length: Option<u64> = None;
+    let (mut has_te, mut final_coding) = (false, None);
+    let (mut close, mut keep_alive_token) = (false, false);
+    let (mut accepts_json, mut expects_continue) = (false, false);
+    for header in req.headers.iter() {
+        let (name, value) = (header.name, header.value);
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = parse_content_length(value)?;
+            if content_length.is_some_and(|prev| prev != n) {
+                return Err(ParseError::BadContentLength);
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            has_te = true;
+            final_coding = tokens(value).last().or(final_coding);
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in tokens(value) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("accept") {
+            const JSON: &[u8] = b"application/json";
+            accepts_json |= value
+                .windows(JSON.len())
+                .any(|w| w.eq_ignore_ascii_case(JSON));
+        } else if name.eq_ignore_ascii_case("expect") {
+            expects_continue |= value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        }
+    }
+    let body = match (has_te, final_coding) {
+        (false, _) => content_length
+            .filter(|&n| n > 0)
+            .map_or(BodyKind::Empty, BodyKind::Length),
+        // Both framings at once is how requests are smuggled (RFC 9112 §6.3).
+        (true, _) if content_length.is_some() => return Err(TE_AND_CL),
+        (true, _) if version == Version::Http10 => return Err(TE_IN_HTTP10),
+        (true, Some(coding)) if coding.eq_ignore_ascii_case(b"chunked") => BodyKind::Chunked,
+        (true, Some(_)) => return Err(ParseError::UnsupportedTransferEncoding),
+        (true, None) => return Err(EMPTY_TE),
+    };
+    let keep_alive = match version {
+        Version::Http11 => !close,
+        Version::Http10 => keep_alive_token && !close,
+    };
+    Ok(RequestHead {
+        method: method.to_owned(),
+        target: target.to_owned(),
+        version,
+        keep_alive,
+        body,
+        accepts_json,
+        expects_continue: expects_continue && version == Version::Http11,
+    })
+}
+
+/// The non-empty, whitespace-trimmed elements of a comma-separated list.
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// One Content-Length field value: decimal digits, or a comma list of
+/// identical decimal numbers (RFC 9110 §8.6). Anything else is a 400.
+fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
+    let mut result = None;
+    for element in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        if element.is_empty() || !element.iter().all(u8::is_ascii_digit) {
+            return Err(ParseError::BadContentLength);
+        }
+        let n = element.iter().try_fold(0u64, |acc, &d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        });
+        match (n, result) {
+            (None, _) => return Err(ParseError::BadContentLength),
+            (Some(n), Some(prev)) if n != prev => return Err(ParseError::BadContentLength),
+            (Some(n), _) => result = Some(n),
+        }
+    }
+    result.ok_or(ParseError::BadContentLength)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A parse result in a few words: "none", the error's status, or the
+    /// body kind (plus " close" unless keep-alive) when every byte was used.
+    fn outcome(buf: &[u8]) -> String {
+        match RequestHead::parse(buf) {
+            Ok(None) => "none".to_owned(),
+            Ok(Some((h, n))) if n == buf.len() => {
+                format!("{:?}{}", h.body, if h.keep_alive { "" } else { " close" })
+            }
+            Ok(Some((_, n))) => format!("used {n} of {}", buf.len()),
+            Err(e) => e.status().to_string(),
+        }
+    }
+
+    /// `GET / <version>` with `headers` joined by '|'.
+    fn req(version: &str, headers: &str) -> Vec<u8> {
+        let lines: String = headers
+            .split('|')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("{h}\r\n"))
+            .collect();
+        format!("GET / {version}\r\n{lines}\r\n").into_bytes()
+    }
+
+    /// Rows of `<version> <header|header...> => <outcome>`.
+    fn check(table: &str) {
+        for row in table.lines().map(str::trim).filter(|row| !row.is_empty()) {
+            let (input, want) = row.rsplit_once(" => ").unwrap_or((row, "?"));
+            let (version, headers) = input.split_once(' ').unwrap_or((input, ""));
+            assert_eq!(outcome(&req(version, headers)), want, "{row}");
+        }
+    }
+
+    fn head(buf: &[u8]) -> RequestHead {
+        match RequestHead::parse(buf) {
+            Ok(Some((head, n))) if n == buf.len() => head,
+            other => panic!("{:?} -> {other:?}", String::from_utf8_lossy(buf)),
+        }
+    }
+
+    #[test]
+    fn fields() {
+        let h = head(
+            b"GET /fast?id=1&n=2 HTTP/1.1\r\nHost: x\r\nAccept: text/plain, \
+            APPLICATION/json;q=0.1\r\nExpect: 100-Continue\r\n\r\n",
+        );
+        let want = "RequestHead { method: \"GET\", target: \"/fast?id=1&n=2\", version: Http11, \
+            keep_alive: true, body: Empty, accepts_json: true, expects_continue: true }";
+        assert_eq!(
+            (format!("{h:?}").as_str(), h.path(), h.query()),
+            (want, "/fast", "id=1&n=2")
+        );
+        // HTTP/1.0 ignores Expect; only the Accept header itself counts.
+        let h = head(b"POST /x?a?b HTTP/1.0\nExpect: 100-continue\nX-Accept: application/json\n\n");
+        let want = "RequestHead { method: \"POST\", target: \"/x?a?b\", version: Http10, \
+            keep_alive: false, body: Empty, accepts_json: false, expects_continue: false }";
+        assert_eq!(
+            (format!("{h:?}").as_str(), h.path(), h.query()),
+            (want, "/x", "a?b")
+        );
+        assert_eq!(
+            head(b"GET /p HTTP/1.1\r\nAccept: application/jso\r\n\r\n").query(),
+            ""
+        );
+    }
+
+    #[test]
+    fn every_split_is_incomplete_until_the_last_byte() {
+        let req: &[u8] = b"\r\n\r\nPUT /slow?id=%41 HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\
+            Connection: keep-alive\r\nAccept: application/json\r\n\r\n";
+        for i in 0..req.len() {
+            assert_eq!(outcome(&req[..i]), "none", "split at {i}");
+        }
+        assert_eq!(outcome(req), "Length(4)");
+    }
+
+    #[test]
+    fn pipelined_and_leading_blank_lines() {
+        let two = b"\r\n\nGET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+        assert_eq!(outcome(two), "used 22 of 41"); // the blank lines count
+        assert_eq!(outcome(&two[22..]), "Empty");
+        // A short head followed by a long body is not judged by the body.
+        let mut big = b"POST / HTTP/1.1\r\nContent-Length: 20000\r\n\r\n".to_vec();
+        big.resize(20_000, b'x');
+        assert_eq!(outcome(&big), "used 42 of 20000");
+    }
+
+    #[test]
+    fn content_length_rules() {
+        check(
+            "HTTP/1.1 Content-Length: 5 => Length(5)
+            HTTP/1.1 Content-Length: 0 => Empty
+            HTTP/1.1 content-length: 0005 => Length(5)
+            HTTP/1.1 Content-Length: 5|Content-Length: 5 => Length(5)
+            HTTP/1.1 Content-Length: 5, 5|Content-Length: 5 => Length(5)
+            HTTP/1.1 Content-Length: 2097152 => Length(2097152)
+            HTTP/1.1 Content-Length: 18446744073709551615 => Length(18446744073709551615)
+            HTTP/1.1 Content-Length: 18446744073709551616 => 400
+            HTTP/1.1 Content-Length: -1 => 400
+            HTTP/1.1 Content-Length: +5 => 400
+            HTTP/1.1 Content-Length: abc => 400
+            HTTP/1.1 Content-Length: 5 5 => 400
+            HTTP/1.1 Content-Length: 0x10 => 400
+            HTTP/1.1 Content-Length: 1.0 => 400
+            HTTP/1.1 Content-Length: 5, => 400
+            HTTP/1.1 Content-Length: 5, 6 => 400
+            HTTP/1.1 Content-Length: 5|Content-Length: 6 => 400
+            HTTP/1.1 Content-Length: 5|Content-Length: x => 400",
+        );
+        assert_eq!(
+            outcome(b"GET / HTTP/1.1\r\nContent-Length: \r\n\r\n"),
+            "400"
+        );
+    }
+
+    #[test]
+    fn transfer_encoding_rules() {
+        check(
+            "HTTP/1.1 Transfer-Encoding: chunked => Chunked
+            HTTP/1.1 transfer-encoding: gzip, CHUNKED => Chunked
+            HTTP/1.1 Transfer-Encoding: gzip|Transfer-Encoding: chunked => Chunked
+            HTTP/1.1 Transfer-Encoding: chunked|Transfer-Encoding: gzip => 501
+            HTTP/1.1 Transfer-Encoding: chunked, gzip => 501
+            HTTP/1.1 Transfer-Encoding: gzip => 501
+            HTTP/1.1 Transfer-Encoding: , => 400
+            HTTP/1.1 Content-Length: 3|Transfer-Encoding: chunked => 400
+            HTTP/1.1 Transfer-Encoding: chunked|Content-Length: 0 => 400
+            HTTP/1.0 Transfer-Encoding: chunked => 400",
+        );
+    }
+
+    #[test]
+    fn keep_alive_matrix() {
+        check(
+            "HTTP/1.1 => Empty
+            HTTP/1.1 Connection: close => Empty close
+            HTTP/1.1 Connection: Keep-Alive => Empty
+            HTTP/1.1 Connection: foo, CLOSE => Empty close
+            HTTP/1.1 Connection: closed => Empty
+            HTTP/1.0 => Empty close
+            HTTP/1.0 Connection: keep-alive => Empty
+            HTTP/1.0 Connection: Upgrade, Keep-Alive => Empty
+            HTTP/1.0 Connection: keep-alive, close => Empty close
+            HTTP/1.0 Connection: keep-alive|connection: close => Empty close
+            HTTP/1.0 Connection: keep-alives => Empty close",
+        );
+    }
+}

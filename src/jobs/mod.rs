@@ -1,0 +1,125 @@
+//! Heavy jobs: what they are, how they travel, and how their ends are answered.
+//!
+//! A route handler on an I/O core turns a request into a [`JobFn`] (a `Send`
+//! closure that produces the whole `Response`). `dispatch` puts it on the least
+//! loaded compute core through the jobs mesh, `worker` runs it there under
+//! `catch_unwind`, and the outcome travels back through the results mesh to the
+//! `pending` table of the I/O core that asked. [`outcome_response`] is the one
+//! place a [`JobOutcome`] becomes a status code (200/500/503/504).
+
+pub mod cancel;
+pub mod dispatch;
+pub mod heavy;
+pub mod pending;
+pub mod worker;
+
+use std::time::Duration;
+
+pub use cancel::{CancelToken, JobState};
+pub use heavy::Cancelled;
+
+use crate::http::Response;
+
+/// What a job can see while it runs.
+pub struct JobContext<'a> {
+    /// CPU number of the core running the job (the I/O core's for inline jobs).
+    pub compute_core: usize,
+    /// Set when the job's result is no longer wanted.
+    pub cancel: &'a CancelToken,
+    /// True when the compute executor shares its CPU with an I/O executor.
+    pub shared_core: bool,
+}
+
+impl JobContext<'_> {
+    /// Call between steps: returns true when the job must stop. On a shared
+    /// core it also lets the I/O thread run first, so fast requests keep flowing.
+    pub fn should_stop(&self) -> bool {
+        if self.shared_core {
+            std::thread::yield_now();
+        }
+        self.cancel.is_cancelled()
+    }
+}
+
+/// A heavy job: runs once, on a compute core, and builds the response itself.
+/// Return `Err(Cancelled)` when `should_stop()` said so.
+pub type JobFn = Box<dyn FnOnce(&JobContext<'_>) -> Result<Response, Cancelled> + Send + 'static>;
+
+/// The message on the jobs mesh (I/O core -> compute core).
+pub struct Job {
+    /// Unique per I/O core; keys the origin's pending table.
+    pub id: u64,
+    /// Results-mesh consumer index of the I/O core that waits.
+    pub reply_to: usize,
+    pub cancel: CancelToken,
+    pub work: JobFn,
+}
+
+/// The message on the results mesh (compute core -> I/O core).
+pub struct Done {
+    pub id: u64,
+    pub outcome: JobOutcome,
+}
+
+/// How a job ended, as far as the waiting request is concerned.
+#[derive(Debug)]
+pub enum JobOutcome {
+    /// The job finished; here is its response.
+    Done(Response),
+    /// The job panicked; the text is the panic message.
+    Panicked(String),
+    /// Every compute queue was full; the job never ran.
+    Rejected,
+    /// The job ran past the job timeout and was cancelled.
+    TimedOut(Duration),
+}
+
+/// The one mapping from a job's end to what the client sees.
+pub fn outcome_response(outcome: JobOutcome) -> Response {
+    match outcome {
+        JobOutcome::Done(response) => response,
+        JobOutcome::Panicked(msg) => Response::text(500, format!("Caught an exception: {msg}")),
+        JobOutcome::Rejected => {
+            Response::text(503, "every compute queue is full; retry later").with_header("Retry-After", "1")
+        }
+        JobOutcome::TimedOut(limit) => Response::text(
+            504,
+            format!("job ran past the job timeout of {:.3} s and was cancelled", limit.as_secs_f64()),
+        ),
+    }
+}
+
+/// Text of a panic payload (`&str` or `String`; anything else is named as such).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "job panicked with a non-string payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_map_to_statuses() {
+        assert_eq!(outcome_response(JobOutcome::Done(Response::text(200, "ok"))).status, 200);
+        let r = outcome_response(JobOutcome::Panicked("boom".into()));
+        assert_eq!((r.status, r.body.as_slice()), (500, &b"Caught an exception: boom"[..]));
+        let r = outcome_response(JobOutcome::Rejected);
+        assert_eq!(r.status, 503);
+        assert!(r.headers.iter().any(|(k, v)| *k == "Retry-After" && v == "1"));
+        assert_eq!(outcome_response(JobOutcome::TimedOut(Duration::from_secs(1))).status, 504);
+    }
+
+    #[test]
+    fn panic_payloads_become_text() {
+        let p = std::panic::catch_unwind(|| panic!("static")).unwrap_err();
+        assert_eq!(panic_message(&*p), "static");
+        let p = std::panic::catch_unwind(|| panic!("formatted {}", 42)).unwrap_err();
+        assert_eq!(panic_message(&*p), "formatted 42");
+    }
+}

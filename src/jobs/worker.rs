@@ -1,0 +1,113 @@
+//! Compute side of the job path: the only place jobs run (besides the
+//! deliberately blocking `/slow` route).
+//!
+//! One task per producing I/O core drains that core's job channel: skip a job
+//! cancelled while it waited, run it under `catch_unwind`, send the outcome
+//! back through the results mesh, and yield so the other producers' tasks get
+//! their turn. A panicking job costs one 500, never the core.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::{Arc, Once};
+use std::time::Instant;
+
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use glommio::channels::shared_channel::ConnectedReceiver;
+
+use super::{panic_message, Done, Job, JobContext, JobOutcome, JobState};
+use crate::stats::Stats;
+
+thread_local! {
+    /// True while this thread runs a job, so the panic hook stays quiet for it.
+    static IN_JOB: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs (once per process) a panic hook that logs job panics at debug
+/// level instead of printing them: they are expected and answered with 500.
+pub fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_JOB.with(Cell::get) {
+                log::debug!("job panicked: {info}");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `work` with panics caught; used by compute cores and the inline route.
+pub fn run_caught<R>(work: impl FnOnce() -> R) -> Result<R, String> {
+    IN_JOB.with(|f| f.set(true));
+    let result = catch_unwind(AssertUnwindSafe(work));
+    IN_JOB.with(|f| f.set(false));
+    result.map_err(|payload| panic_message(&*payload))
+}
+
+/// What a compute executor needs to know about itself.
+#[derive(Clone)]
+pub struct ComputeCore {
+    /// Index in `Stats::compute` (= consumer index in the jobs mesh).
+    pub index: usize,
+    pub cpu: usize,
+    pub shared: bool,
+    pub stats: Arc<Stats>,
+}
+
+/// The compute executor's main future: returns once every I/O core has closed
+/// its job channel (server shutdown).
+pub async fn run_compute_core(core: ComputeCore, mut jobs: Receivers<Job>, results: Senders<Done>) {
+    let results = Rc::new(results);
+    let tasks: Vec<_> = jobs
+        .streams()
+        .into_iter()
+        .map(|(_, stream)| glommio::spawn_local(drain_stream(core.clone(), stream, results.clone())))
+        .collect();
+    for task in tasks {
+        task.await;
+    }
+}
+
+async fn drain_stream(core: ComputeCore, stream: ConnectedReceiver<Job>, results: Rc<Senders<Done>>) {
+    let stats = &core.stats.compute[core.index];
+    while let Some(job) = stream.recv().await {
+        stats.queued.fetch_sub(1, AcqRel);
+        if let Some(outcome) = run_job(&core, job.work, &job.cancel) {
+            if results.send_to(job.reply_to, Done { id: job.id, outcome }).await.is_err() {
+                log::debug!("compute core {}: I/O core gone, result of job {} dropped", core.cpu, job.id);
+            }
+        }
+        glommio::executor().yield_now().await;
+    }
+}
+
+/// Runs one job; returns the outcome to send back, or `None` when the job was
+/// cancelled (its canceller answered and counted it).
+fn run_job(core: &ComputeCore, work: super::JobFn, cancel: &super::CancelToken) -> Option<JobOutcome> {
+    let stats = &core.stats.compute[core.index];
+    if !cancel.start() {
+        return None;
+    }
+    stats.running.store(true, Relaxed);
+    let started = Instant::now();
+    let ctx = JobContext { compute_core: core.cpu, cancel, shared_core: core.shared };
+    let result = run_caught(|| work(&ctx));
+    stats.record_duration(started.elapsed().as_secs_f64());
+    stats.running.store(false, Relaxed);
+    match result {
+        Ok(Ok(response)) => cancel.finish(JobState::Completed).then(|| {
+            stats.completed.fetch_add(1, Relaxed);
+            JobOutcome::Done(response)
+        }),
+        Ok(Err(_cancelled)) => None,
+        Err(msg) => cancel.finish(JobState::Failed).then(|| {
+            stats.failed.fetch_add(1, Relaxed);
+            log::warn!("job failed on compute core {}: {msg}", core.cpu);
+            JobOutcome::Panicked(msg)
+        }),
+    }
+}

@@ -1,0 +1,48 @@
+//! heavylift: a thread-per-core HTTP/1.1 server on io_uring (glommio) whose
+//! I/O cores never run heavy work, plus the client that proves it.
+//!
+//! Every I/O core runs one pinned executor with its own SO_REUSEPORT listener;
+//! reserved compute cores each run one pinned executor that only runs jobs.
+//! Jobs go I/O -> compute and outcomes come back through two glommio partial
+//! channel meshes, so an I/O core never blocks on heavy work.
+//!
+//! ```text
+//!   client ──TCP──▶ I/O core 0 ─┐ jobs mesh (bounded, --queue-depth) ┌─▶ compute core 2
+//!   client ──TCP──▶ I/O core 1 ─┤──────────────────────────────────────┤
+//!                               └◀──────── results mesh ──────────────┴── compute core 3
+//! ```
+//!
+//! # Layout
+//! - Request path: `server::io_core` accepts -> `server::connection` reads and
+//!   parses (`http`) -> `router` picks a handler (`routes` holds the seed's) ->
+//!   the answer is encoded (`http::response`) and written in request order.
+//! - Job path: a handler returns `Action::Offload(job)` -> `jobs::dispatch` puts
+//!   it on the least loaded compute core or answers 503 -> `jobs::worker` runs
+//!   it under `catch_unwind` -> the outcome returns to the I/O core's
+//!   `jobs::pending` table -> `jobs::outcome_response` maps it to 200/500/504.
+//!   `jobs::cancel::CancelToken` decides, once, how each job ended.
+//! - Who owns what: each executor owns its sockets, pending table and shutdown
+//!   signal (`Rc`, never shared); `stats::Stats` holds one atomic slot per core,
+//!   written only by that core and read by `/stats` and `/metrics`.
+//! - Start-up: `cli` (raw flags) -> `config` (validated, `cores` layout) ->
+//!   `server::Server::start`. The client side (`load`, `bench`) is `client`.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod cores;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod router;
+pub mod routes;
+pub mod server;
+pub mod stats;
+
+pub use config::ServeConfig;
+pub use cores::{CoreLayout, CpuList};
+pub use error::{Error, Result};
+pub use http::{RequestHead, Response};
+pub use jobs::{Cancelled, JobContext, JobFn};
+pub use router::{Action, Request, Router};
+pub use server::{Server, ServerHandle};

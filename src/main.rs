@@ -1,0 +1,78 @@
+//! The `heavylift` binary: parse the command line, set up logging, run one
+//! subcommand. Fatal errors are printed once as `heavylift: error: ...` and
+//! exit with code 2; `load` and `bench` exit 1 when requests failed.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use heavylift::cli::{Cli, Command, ServeArgs};
+use heavylift::{routes, Server, ServeConfig};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("heavylift: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(&args),
+        Command::Load(args) => {
+            init_logging("warn")?;
+            heavylift::client::load(&args)
+        }
+        Command::Bench(args) => {
+            init_logging("warn")?;
+            heavylift::client::bench(&args)
+        }
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log_level)?;
+    let config = ServeConfig::try_from(args)?;
+    raise_fd_limit(config.max_connections);
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+        .context("cannot install signal handlers")?;
+    let server = Server::start(config, routes::seed_router())?;
+    if let Some(signal) = signals.forever().next() {
+        log::info!("signal {signal} received: closing listeners, finishing in-flight requests");
+    }
+    server.stop();
+    server.join()?;
+    log::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter: log::LevelFilter = level
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--log-level {level:?}: use error, warn, info, debug or trace"))?;
+    env_logger::Builder::new()
+        .filter_level(filter)
+        .format_timestamp_millis()
+        .try_init()
+        .context("cannot set up logging")
+}
+
+/// Lifts the soft open-files limit towards the hard one so --max-connections can be reached.
+fn raise_fd_limit(max_connections: usize) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let want = (max_connections as u64 + 256).min(lim.rlim_max);
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The seed's routes, registered through the public [`Router`] API:
+//! `/fast`, `/slow` (inline, the blocking baseline), `/slow_threaded`
+//! (offloaded) and `/fail` (a job that panics on purpose).
+
+use crate::http::query::{parse_id, parse_n};
+use crate::http::Response;
+use crate::jobs::heavy::{heavy_lifting, HeavyReport};
+use crate::jobs::JobFn;
+use crate::router::{Request, Router};
+
+/// The router the `heavylift` binary serves.
+pub fn seed_router() -> Router {
+    Router::new()
+        .fast("/fast", |req| match parse_id(req.query()) {
+            Ok(id) => Response::text(200, format!("fast result {id}")),
+            Err(why) => Response::text(400, why),
+        })
+        .inline("/slow", heavy_job)
+        .offload("/slow_threaded", heavy_job)
+        .offload("/fail", failing_job)
+}
+
+/// Validates `id` and `n`, then builds the seed's `heavy_lifting` job.
+pub fn heavy_job(req: &Request<'_>) -> Result<JobFn, Response> {
+    let query = req.query();
+    let id = parse_id(query).map_err(|why| Response::text(400, why))?;
+    let n = parse_n(query).map_err(|why| Response::text(400, why))?;
+    let json = req.accepts_json();
+    let io_core = req.io_core;
+    Ok(Box::new(move |ctx| {
+        let report = heavy_lifting(n, || ctx.should_stop())?;
+        Ok(render_heavy(&id, &report, json, io_core, ctx.compute_core))
+    }))
+}
+
+fn failing_job(req: &Request<'_>) -> Result<JobFn, Response> {
+    let id = parse_id(req.query()).map_err(|why| Response::text(400, why))?;
+    Ok(Box::new(move |_ctx| panic!("heavy_lifting failed on purpose for id {id}")))
+}
+
+/// `slow result X <--- S.SSS s`, or the contract's JSON document.
+pub fn render_heavy(id: &str, r: &HeavyReport, json: bool, io_core: usize, compute_core: usize) -> Response {
+    if json {
+        let id = serde_json::Value::from(id);
+        Response::json(
+            200,
+            format!(
+                "{{\"id\": {id}, \"n\": {}, \"seconds\": {:.3}, \"digits\": {}, \"io_core\": {io_core}, \"compute_core\": {compute_core}}}",
+                r.n, r.seconds, r.digits
+            ),
+        )
+    } else {
+        Response::text(200, format!("slow result {id} <--- {:.3} s", r.seconds))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heavy_renders_text_and_json() {
+        let r = HeavyReport { n: 10, digits: 6, seconds: 0.0123 };
+        let text = render_heavy("a b", &r, false, 0, 1);
+        assert_eq!(text.body, b"slow result a b <--- 0.012 s");
+        let json = render_heavy("q\"", &r, true, 0, 1);
+        let v: serde_json::Value = serde_json::from_slice(&json.body).unwrap();
+        assert_eq!(v["id"], "q\"");
+        assert_eq!(v["n"], 10);
+        assert_eq!(v["digits"], 6);
+        assert_eq!(v["io_core"], 0);
+        assert_eq!(v["compute_core"], 1);
+        assert!((v["seconds"].as_f64().unwrap() - 0.012).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,432 @@
+//! One client connection: read, parse every complete request in the buffer,
+//! route, answer in order, write once per batch; keep-alive and timeouts.
+//!
+//! Requests on a connection are handled one at a time, so pipelined answers go
+//! out in request order. Before waiting for an offloaded job the answers
+//! already encoded are flushed, and while it waits the socket is still read:
+//! bytes go into the pipeline buffer, EOF or an error cancels the job. Every
+//! read sits under a deadline (header, idle or job timeout), the buffers are
+//! bounded, and nothing a peer sends can panic this code.
+
+use std::net::Shutdown as Direction;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use super::io_core::IoCore;
+use crate::http::{BodyReader, ParseError, RequestHead, Response, Version};
+use crate::jobs::worker::run_caught;
+use crate::jobs::{outcome_response, CancelToken, JobContext, JobFn, JobOutcome, JobState};
+use crate::router::{Action, Request};
+
+/// Initial size of the read buffer; it doubles up to [`MAX_READ_BUFFER`].
+const INITIAL_READ_BUFFER: usize = 4 * 1024;
+/// Enough for one maximal head plus pipelined requests behind it.
+const MAX_READ_BUFFER: usize = 64 * 1024;
+/// Encoded answers are written out once they pass this size, even mid-batch.
+const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// How long a closing connection keeps reading (and discarding) so the client
+/// sees our last answer instead of a reset.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes discarded while lingering.
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why a connection ended (logged at debug, hence the Debug-only fields).
+#[allow(dead_code)]
+#[derive(Debug)]
+enum Closed {
+    /// The peer closed or reset the connection.
+    PeerClosed,
+    /// We answered with `Connection: close` (asked for, HTTP/1.0, or an error).
+    Answered,
+    IdleTimeout,
+    HeaderTimeout,
+    /// Server shutdown reached the connection while it was idle.
+    Shutdown,
+    /// The client went away while its job was pending; the job was cancelled.
+    ClientGone,
+    Io(std::io::Error),
+}
+
+/// What processing the buffered bytes led to.
+enum Step {
+    /// Everything complete was handled; read more.
+    NeedMore,
+    /// Send what is encoded, then close gracefully.
+    Close(Closed),
+    /// The connection is unusable; drop it.
+    Gone(Closed),
+}
+
+/// What a read under a deadline produced.
+enum ReadEvent {
+    Data(usize),
+    Eof,
+    TimedOut,
+    Shutdown,
+    Failed(std::io::Error),
+}
+
+pub async fn serve(core: Rc<IoCore>, stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(core.config.idle_timeout));
+    let mut conn = Connection {
+        core,
+        stream,
+        buf: vec![0; INITIAL_READ_BUFFER],
+        start: 0,
+        end: 0,
+        out: Vec::with_capacity(1024),
+        answered: 0,
+        body: None,
+        head_since: None,
+        opened: Instant::now(),
+    };
+    let closed = conn.run().await;
+    log::debug!("connection closed after {} answers: {closed:?}", conn.answered);
+}
+
+struct Connection {
+    core: Rc<IoCore>,
+    stream: TcpStream,
+    /// Read buffer; `buf[start..end]` holds bytes not yet consumed.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Encoded answers not yet written.
+    out: Vec<u8>,
+    answered: u64,
+    /// A parsed head whose body is still being read (and discarded).
+    body: Option<(RequestHead, BodyReader)>,
+    /// When the first byte of the current, incomplete head arrived.
+    head_since: Option<Instant>,
+    opened: Instant,
+}
+
+impl Connection {
+    async fn run(&mut self) -> Closed {
+        loop {
+            match self.process_buffered().await {
+                Step::NeedMore => {}
+                Step::Close(why) => {
+                    self.close_gracefully().await;
+                    return why;
+                }
+                Step::Gone(why) => return why,
+            }
+            if let Err(err) = self.flush().await {
+                return Closed::Io(err);
+            }
+            self.make_room();
+            let idle = self.start == self.end && self.body.is_none();
+            if idle && self.core.shutdown.is_fired() {
+                return Closed::Shutdown;
+            }
+            let cfg = &self.core.config;
+            let now = Instant::now();
+            let (deadline, on_timeout) = if self.body.is_some() {
+                (now + cfg.header_timeout, Closed::HeaderTimeout)
+            } else if !idle {
+                (self.head_since.unwrap_or(now) + cfg.header_timeout, Closed::HeaderTimeout)
+            } else if self.answered == 0 {
+                (self.opened + cfg.header_timeout, Closed::HeaderTimeout)
+            } else {
+                (now + cfg.idle_timeout, Closed::IdleTimeout)
+            };
+            match self.read_until(deadline, idle).await {
+                ReadEvent::Data(n) => self.end += n,
+                ReadEvent::Eof => return Closed::PeerClosed,
+                ReadEvent::TimedOut => return on_timeout,
+                ReadEvent::Shutdown => return Closed::Shutdown,
+                ReadEvent::Failed(err) => return Closed::Io(err),
+            }
+        }
+    }
+
+    /// Handles every complete request in the buffer, in order.
+    async fn process_buffered(&mut self) -> Step {
+        loop {
+            if let Some((_, reader)) = self.body.as_mut() {
+                match reader.consume(&self.buf[self.start..self.end]) {
+                    Ok(used) => self.start += used,
+                    Err(err) => return self.reject(err),
+                }
+                if !reader.is_done() {
+                    return Step::NeedMore;
+                }
+                if let Some((head, _)) = self.body.take() {
+                    match self.answer(head).await {
+                        Step::NeedMore => continue,
+                        other => return other,
+                    }
+                }
+            }
+            if self.start == self.end {
+                return Step::NeedMore;
+            }
+            match RequestHead::parse(&self.buf[self.start..self.end]) {
+                Ok(None) => {
+                    self.head_since.get_or_insert_with(Instant::now);
+                    return Step::NeedMore;
+                }
+                Err(err) => return self.reject(err),
+                Ok(Some((head, used))) => {
+                    self.start += used;
+                    self.head_since = None;
+                    match BodyReader::new(head.body) {
+                        Err(err) => return self.reject(err),
+                        Ok(reader) => {
+                            if head.expects_continue && !reader.is_done() {
+                                self.out.extend_from_slice(crate::http::response::CONTINUE);
+                            }
+                            self.body = Some((head, reader));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Encodes the automatic answer to a bad request; the connection then closes.
+    fn reject(&mut self, err: ParseError) -> Step {
+        let response = Response::text(err.status(), err.reason());
+        self.core.stats.count_request(self.core.index, None, response.status);
+        response.encode_into(&mut self.out, Version::Http11, false, false);
+        log::debug!("bad request: {err}");
+        Step::Close(Closed::Answered)
+    }
+
+    /// Routes one request and encodes its answer.
+    async fn answer(&mut self, head: RequestHead) -> Step {
+        let core = self.core.clone();
+        let head_only = head.method == "HEAD";
+        let (route, response) = match core.router.find(head.path()) {
+            None => (None, Response::text(404, "not found")),
+            Some((index, _)) if head.method != "GET" => (
+                Some(index),
+                Response::text(405, "method not allowed: use GET").with_header("Allow", "GET"),
+            ),
+            Some((index, handler)) => {
+                let request = Request { head: &head, io_core: core.cpu, stats: &core.stats };
+                let response = match handler(&request) {
+                    Action::Respond(response) => response,
+                    Action::Inline(job) => self.run_inline(job),
+                    Action::Offload(job) => match self.offload(job).await {
+                        Some(response) => response,
+                        None => return Step::Gone(Closed::ClientGone),
+                    },
+                };
+                (Some(index), response)
+            }
+        };
+        core.stats.count_request(core.index, route, response.status);
+        let keep_alive = head.keep_alive && !core.shutdown.is_fired();
+        response.encode_into(&mut self.out, head.version, keep_alive, head_only);
+        self.answered += 1;
+        if !keep_alive {
+            return Step::Close(Closed::Answered);
+        }
+        if self.out.len() >= FLUSH_THRESHOLD {
+            if let Err(err) = self.flush().await {
+                return Step::Gone(Closed::Io(err));
+            }
+        }
+        Step::NeedMore
+    }
+
+    /// Runs a job on this I/O core, blocking it (the `/slow` baseline).
+    fn run_inline(&self, job: JobFn) -> Response {
+        let cancel = CancelToken::new();
+        let ctx = JobContext { compute_core: self.core.cpu, cancel: &cancel, shared_core: false };
+        match run_caught(|| job(&ctx)) {
+            Ok(Ok(response)) => response,
+            Ok(Err(_)) => Response::text(500, "inline job stopped without being cancelled"),
+            Err(msg) => outcome_response(JobOutcome::Panicked(msg)),
+        }
+    }
+
+    /// Sends a job to a compute core and waits for its outcome, the job
+    /// timeout, or the client hanging up (`None`: the job is cancelled).
+    async fn offload(&mut self, job: JobFn) -> Option<Response> {
+        // Answers already encoded should not wait behind the job.
+        if self.flush().await.is_err() {
+            return None;
+        }
+        let core = self.core.clone();
+        let Some((id, cancel)) = core.dispatcher.dispatch(job) else {
+            log::warn!("I/O core {}: job rejected, every compute queue is full (503)", core.cpu);
+            return Some(outcome_response(JobOutcome::Rejected));
+        };
+        let _guard = WaitGuard { core: &core, id, cancel: &cancel };
+        let limit = core.config.job_timeout;
+        let deadline = Instant::now() + limit;
+        let mut timer_armed = true;
+        loop {
+            self.make_room();
+            let room = self.end < self.buf.len();
+            let pending = &core.dispatcher.pending;
+            let stream = &mut self.stream;
+            let spare = &mut self.buf[self.end..];
+            let event = future::or(
+                async { Waited::Outcome(pending.wait(id).await) },
+                future::or(
+                    async {
+                        if !timer_armed {
+                            future::pending::<()>().await;
+                        }
+                        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+                        Waited::TimedOut
+                    },
+                    async {
+                        if !room {
+                            future::pending::<()>().await;
+                        }
+                        Waited::Read(read_some(stream, spare).await)
+                    },
+                ),
+            )
+            .await;
+            match event {
+                Waited::Outcome(outcome) => return Some(outcome_response(outcome)),
+                Waited::TimedOut => {
+                    if cancel.cancel(JobState::TimedOut) {
+                        pending.remove(id);
+                        core.stats.io[core.index].timed_out.fetch_add(1, Relaxed);
+                        log::warn!("I/O core {}: job {id} ran past the job timeout of {limit:?} (504)", core.cpu);
+                        return Some(outcome_response(JobOutcome::TimedOut(limit)));
+                    }
+                    // The job finished at the same moment: its outcome is on the way.
+                    timer_armed = false;
+                }
+                Waited::Read(Ok(0)) | Waited::Read(Err(_)) => {
+                    log::debug!("I/O core {}: client hung up while job {id} was pending", core.cpu);
+                    return None; // the guard cancels and counts the job
+                }
+                Waited::Read(Ok(n)) => self.end += n,
+            }
+        }
+    }
+
+    /// Reads once into the buffer, bounded by `deadline`; when `idle`, server
+    /// shutdown also ends the wait.
+    async fn read_until(&mut self, deadline: Instant, idle: bool) -> ReadEvent {
+        if self.end == self.buf.len() {
+            // Cannot happen with heads capped at 8 KiB, but never spin.
+            return ReadEvent::Failed(std::io::Error::other("read buffer full"));
+        }
+        let shutdown = self.core.shutdown.clone();
+        let stream = &mut self.stream;
+        let spare = &mut self.buf[self.end..];
+        future::or(
+            async {
+                match read_some(stream, spare).await {
+                    Ok(0) => ReadEvent::Eof,
+                    Ok(n) => ReadEvent::Data(n),
+                    Err(err) => ReadEvent::Failed(err),
+                }
+            },
+            future::or(
+                async {
+                    glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+                    ReadEvent::TimedOut
+                },
+                async {
+                    if !idle {
+                        future::pending::<()>().await;
+                    }
+                    shutdown.wait().await;
+                    ReadEvent::Shutdown
+                },
+            ),
+        )
+        .await
+    }
+
+    /// Makes free space at the end of the read buffer: compact, or grow up to the cap.
+    fn make_room(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.end < self.buf.len() {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        } else if self.buf.len() < MAX_READ_BUFFER {
+            let len = (self.buf.len() * 2).min(MAX_READ_BUFFER);
+            self.buf.resize(len, 0);
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        if self.out.capacity() > 4 * FLUSH_THRESHOLD {
+            self.out.shrink_to(FLUSH_THRESHOLD);
+        }
+        result
+    }
+
+    /// Writes the last answer, then half-closes and discards what the client
+    /// still sends for a moment, so our answer is read rather than reset.
+    async fn close_gracefully(&mut self) {
+        if self.flush().await.is_err() {
+            return;
+        }
+        if self.stream.shutdown(Direction::Write).await.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER;
+        let mut discarded = 0;
+        self.start = 0;
+        self.end = 0;
+        while discarded < LINGER_BYTES {
+            let stream = &mut self.stream;
+            let buf = &mut self.buf[..];
+            let read = future::or(async { Some(read_some(stream, buf).await) }, async {
+                glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+                None
+            })
+            .await;
+            match read {
+                Some(Ok(n)) if n > 0 => discarded += n,
+                _ => return,
+            }
+        }
+    }
+}
+
+async fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    stream.read(buf).await
+}
+
+enum Waited {
+    Outcome(JobOutcome),
+    TimedOut,
+    Read(std::io::Result<usize>),
+}
+
+/// Dropped when a request stops waiting for its job, however that happens. If
+/// the job is still pending, it is cancelled and counted as cancelled.
+struct WaitGuard<'a> {
+    core: &'a IoCore,
+    id: u64,
+    cancel: &'a CancelToken,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        let pending = &self.core.dispatcher.pending;
+        if pending.remove(self.id) && self.cancel.cancel(JobState::Cancelled) {
+            self.core.stats.io[self.core.index].cancelled.fetch_add(1, Relaxed);
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! One I/O executor: its SO_REUSEPORT listener, the accept loop, the
+//! connection cap, and the drain on shutdown.
+//!
+//! `IoCore` is the core's shared context (`Rc`, never leaves its thread):
+//! config, router, counters, the job dispatcher and the shutdown signal. Each
+//! accepted connection becomes a task in the core's `Gate`, so shutdown can wait
+//! for in-flight requests, bounded by the job timeout.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::net::{TcpListener, TcpStream};
+use glommio::sync::Gate;
+
+use super::connection;
+use super::shutdown::Shutdown;
+use crate::config::ServeConfig;
+use crate::jobs::dispatch::Dispatcher;
+use crate::router::Router;
+use crate::stats::Stats;
+
+/// Everything a connection on this core may use.
+pub struct IoCore {
+    /// Index in `Stats::io`.
+    pub index: usize,
+    /// CPU number this executor is pinned to (reported as `io_core`).
+    pub cpu: usize,
+    pub config: ServeConfig,
+    pub router: Arc<Router>,
+    pub stats: Arc<Stats>,
+    pub dispatcher: Dispatcher,
+    pub shutdown: Rc<Shutdown>,
+    /// Open connections over all I/O cores, for `--max-connections`.
+    pub open_total: Arc<AtomicUsize>,
+}
+
+/// Holds one slot of the connection cap; gives it back on drop, whatever
+/// way the connection ends.
+struct ConnectionSlot(Rc<IoCore>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.open_total.fetch_sub(1, Ordering::AcqRel);
+        self.0.stats.io[self.0.index].open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl ConnectionSlot {
+    fn try_take(core: &Rc<IoCore>) -> Option<ConnectionSlot> {
+        if core.open_total.fetch_add(1, Ordering::AcqRel) >= core.config.max_connections {
+            core.open_total.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        core.stats.io[core.index].open_connections.fetch_add(1, Ordering::Relaxed);
+        Some(ConnectionSlot(core.clone()))
+    }
+}
+
+/// Accepts until shutdown, then waits for open connections to finish their
+/// in-flight requests (at most the job timeout plus a grace second).
+pub async fn run(core: Rc<IoCore>, listener: TcpListener) {
+    let gate = Gate::new();
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            core.shutdown.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => break,
+            Some(Ok(stream)) => admit(&core, &gate, stream),
+            Some(Err(err)) => {
+                // EMFILE and friends: back off instead of spinning.
+                log::warn!("I/O core {}: accept failed: {err}", core.cpu);
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    drop(listener);
+    let bound = core.config.job_timeout + Duration::from_secs(1);
+    let drained = future::or(async { gate.close().await.is_ok() }, async {
+        glommio::timer::sleep(bound).await;
+        false
+    })
+    .await;
+    if !drained {
+        log::warn!("I/O core {}: connections still open after {bound:?}; closing them", core.cpu);
+    }
+}
+
+fn admit(core: &Rc<IoCore>, gate: &Gate, stream: TcpStream) {
+    let Some(slot) = ConnectionSlot::try_take(core) else {
+        log::debug!("I/O core {}: --max-connections reached, closing a new connection", core.cpu);
+        return; // dropping the stream closes it
+    };
+    let _ = stream.set_nodelay(true);
+    let conn_core = core.clone();
+    let spawned = gate.spawn(async move {
+        let _slot = slot;
+        connection::serve(conn_core, stream).await;
+    });
+    match spawned {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(err) => log::debug!("I/O core {}: not admitting a connection while stopping: {err}", core.cpu),
+    }
+}

@@ -1,0 +1,279 @@
+//! Starting and stopping a server: listeners, meshes, pinned executors.
+//!
+//! `Server::start` binds every I/O core's SO_REUSEPORT listener on the calling
+//! thread first (so "address in use" and port 0 are settled once, before any
+//! executor exists), builds the two partial meshes (jobs I/O -> compute,
+//! results compute -> I/O), then spawns one pinned glommio executor per core
+//! and waits until all of them have joined the meshes. `ServerHandle::stop`
+//! and `join` end it: listeners close, in-flight requests finish (bounded by
+//! the job timeout), compute cores exit once every job channel is closed.
+
+pub mod connection;
+pub mod io_core;
+pub mod shutdown;
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::channels::channel_mesh::{MeshBuilder, Partial, Role};
+use glommio::net::TcpListener;
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use socket2::{Domain, Socket, Type};
+
+use crate::config::ServeConfig;
+use crate::error::{Error, Result};
+use crate::jobs::dispatch::Dispatcher;
+use crate::jobs::worker::{install_panic_hook, run_compute_core, ComputeCore};
+use crate::jobs::{Done, Job};
+use crate::router::Router;
+use crate::stats::Stats;
+use io_core::IoCore;
+use shutdown::{relay_stop, wait_for_stop, Shutdown};
+
+/// Listen backlog of each I/O core's listener (further capped by somaxconn).
+const BACKLOG: i32 = 1024;
+/// How often executors check their share of the preemption budget: low, so a
+/// busy core still notices channel messages and timers within a millisecond.
+const PREEMPT_TIMER: Duration = Duration::from_millis(1);
+/// Registered buffer memory per executor; the network path does not use it,
+/// and the default (10 MiB x 3 rings) trips RLIMIT_MEMLOCK for normal users.
+const IO_MEMORY: usize = 64 << 10;
+/// How long start-up may take before it is reported as failed.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Entry point of the library: see the module docs.
+pub struct Server;
+
+/// A running server.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+    executors: Vec<(String, ExecutorJoinHandle<()>)>,
+}
+
+impl Server {
+    /// Starts every executor of `config.layout` serving `router`, and returns
+    /// once all of them are ready. Errors (address in use, bad CPU, memlock)
+    /// are reported here.
+    pub fn start(config: ServeConfig, router: Router) -> Result<ServerHandle> {
+        install_panic_hook();
+        let layout = config.layout.clone();
+        if layout.shared {
+            log::warn!(
+                "no CPU is reserved for compute: jobs share CPU {} with I/O, so fast requests slow down while jobs run",
+                layout.compute[0]
+            );
+        }
+        let (addr, fds) = bind_listeners(config.listen, layout.io.len())?;
+        let stats = Arc::new(Stats::new(&layout.io, &layout.compute, router.labels()));
+        let n_io = layout.io.len();
+        let n_compute = layout.compute.len();
+        let jobs_cap = config.queue_depth.next_power_of_two();
+        let results_cap = (config.queue_depth + 1).next_power_of_two().max(16);
+        let jobs = MeshBuilder::<Job, Partial>::partial(n_io + n_compute, jobs_cap);
+        let results = MeshBuilder::<Done, Partial>::partial(n_io + n_compute, results_cap);
+        let stop = Arc::new(AtomicBool::new(false));
+        let open_total = Arc::new(AtomicUsize::new(0));
+        let router = Arc::new(router);
+        let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<(), String>>();
+        let mut executors = Vec::new();
+        let mut spawn_errors = Vec::new();
+
+        for &cpu in &layout.compute {
+            let (jobs, results, stop, stats, ready) =
+                (jobs.clone(), results.clone(), stop.clone(), stats.clone(), ready_tx.clone());
+            let shared = layout.shared;
+            let name = format!("hl-compute-{cpu}");
+            let spawned = builder(cpu, &name).spawn(move || async move {
+                let joined = future::or(
+                    async { Some(future::zip(jobs.join(Role::Consumer), results.join(Role::Producer)).await) },
+                    async {
+                        wait_for_stop(&stop).await;
+                        None
+                    },
+                )
+                .await;
+                let Some((Ok((_, jobs_rx)), Ok((results_tx, _)))) = joined else {
+                    let _ = ready.send(Err(format!("compute core {cpu} could not join the job meshes")));
+                    return;
+                };
+                let Some(index) = jobs_rx.consumer_id() else {
+                    let _ = ready.send(Err(format!("compute core {cpu} has no consumer id")));
+                    return;
+                };
+                stats.compute[index].cpu.store(cpu, Ordering::Relaxed);
+                let _ = ready.send(Ok(()));
+                let core = ComputeCore { index, cpu, shared, stats };
+                run_compute_core(core, jobs_rx, results_tx).await;
+            });
+            match spawned {
+                Ok(handle) => executors.push((name, handle)),
+                Err(err) => spawn_errors.push(format!("{name}: {err}")),
+            }
+        }
+
+        for (index, (&cpu, fd)) in layout.io.iter().zip(fds).enumerate() {
+            let (jobs, results, stop, stats, ready) =
+                (jobs.clone(), results.clone(), stop.clone(), stats.clone(), ready_tx.clone());
+            let (config, router, open_total) = (config.clone(), router.clone(), open_total.clone());
+            let name = format!("hl-io-{cpu}");
+            let spawned = builder(cpu, &name).spawn(move || async move {
+                // SAFETY: `fd` is a listening socket created by `bind_listeners`
+                // for this executor alone; ownership moves into the listener.
+                let listener = unsafe { TcpListener::from_raw_fd(fd) };
+                let joined = future::or(
+                    async { Some(future::zip(jobs.join(Role::Producer), results.join(Role::Consumer)).await) },
+                    async {
+                        wait_for_stop(&stop).await;
+                        None
+                    },
+                )
+                .await;
+                let Some((Ok((jobs_tx, _)), Ok((_, mut results_rx)))) = joined else {
+                    let _ = ready.send(Err(format!("I/O core {cpu} could not join the job meshes")));
+                    return;
+                };
+                let Some(reply_to) = results_rx.consumer_id() else {
+                    let _ = ready.send(Err(format!("I/O core {cpu} has no consumer id")));
+                    return;
+                };
+                let dispatcher = Dispatcher::new(index, reply_to, jobs_tx, stats.clone(), config.queue_depth);
+                let shutdown = Rc::new(Shutdown::default());
+                let core = Rc::new(IoCore { index, cpu, config, router, stats, dispatcher, shutdown, open_total });
+                for (_, stream) in results_rx.streams() {
+                    let pending = core.dispatcher.pending.clone();
+                    glommio::spawn_local(async move {
+                        while let Some(done) = stream.recv().await {
+                            pending.complete(done.id, done.outcome);
+                        }
+                    })
+                    .detach();
+                }
+                glommio::spawn_local(relay_stop(stop, core.shutdown.clone())).detach();
+                let _ = ready.send(Ok(()));
+                io_core::run(core.clone(), listener).await;
+                core.dispatcher.close();
+            });
+            match spawned {
+                Ok(handle) => executors.push((name, handle)),
+                Err(err) => {
+                    // SAFETY: the closure never ran, so the fd is still ours to close.
+                    drop(unsafe { StdListener::from_raw_fd(fd) });
+                    spawn_errors.push(format!("{name}: {err}"));
+                }
+            }
+        }
+        drop(ready_tx);
+
+        let handle = ServerHandle { addr, stop, stats, executors };
+        if !spawn_errors.is_empty() {
+            handle.abort();
+            return Err(Error::Executor(spawn_errors.join("; ")));
+        }
+        for _ in 0..(n_io + n_compute) {
+            match ready_rx.recv_timeout(START_TIMEOUT) {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => {
+                    handle.abort();
+                    return Err(Error::Executor(why));
+                }
+                Err(_) => {
+                    let why = handle.abort();
+                    return Err(Error::Executor(if why.is_empty() {
+                        "executors did not become ready (is RLIMIT_MEMLOCK at least 512 KiB?)".into()
+                    } else {
+                        why
+                    }));
+                }
+            }
+        }
+        log::info!(
+            "heavylift listening on http://{addr} (I/O cores {:?}, compute cores {:?}{})",
+            layout.io,
+            layout.compute,
+            if layout.shared { ", shared" } else { "" }
+        );
+        Ok(handle)
+    }
+}
+
+fn builder(cpu: usize, name: &str) -> LocalExecutorBuilder {
+    LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        .name(name)
+        .io_memory(IO_MEMORY)
+        .preempt_timer(PREEMPT_TIMER)
+}
+
+/// Binds `count` SO_REUSEPORT listeners on one address. A plain bind first
+/// checks that nobody (another heavylift included) holds the address, and
+/// settles port 0 to one real port for every listener.
+fn bind_listeners(addr: SocketAddr, count: usize) -> Result<(SocketAddr, Vec<RawFd>)> {
+    let bind_err = |source: std::io::Error| Error::Bind { addr: addr.to_string(), source };
+    let domain = Domain::for_address(addr);
+    let probe = Socket::new(domain, Type::STREAM, None).map_err(bind_err)?;
+    probe.set_reuse_address(true).map_err(bind_err)?;
+    probe.bind(&addr.into()).map_err(bind_err)?;
+    let resolved = probe
+        .local_addr()
+        .map_err(bind_err)?
+        .as_socket()
+        .ok_or_else(|| bind_err(std::io::Error::other("not an IP address")))?;
+    drop(probe);
+    let mut fds = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = Socket::new(domain, Type::STREAM, None).map_err(bind_err)?;
+        socket.set_reuse_address(true).map_err(bind_err)?;
+        socket.set_reuse_port(true).map_err(bind_err)?;
+        socket.bind(&resolved.into()).map_err(bind_err)?;
+        socket.listen(BACKLOG).map_err(bind_err)?;
+        fds.push(StdListener::from(socket).into_raw_fd());
+    }
+    Ok((resolved, fds))
+}
+
+impl ServerHandle {
+    /// The address every I/O core listens on (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every core's counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Asks every core to stop: listeners close, in-flight requests finish.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Waits for every executor to exit. Call `stop` first.
+    pub fn join(self) -> Result<()> {
+        let mut failures = Vec::new();
+        for (name, handle) in self.executors {
+            if let Err(err) = handle.join() {
+                failures.push(format!("{name}: {err}"));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Executor(failures.join("; ")))
+        }
+    }
+
+    /// Stops whatever did start, after a failed start; returns the executors' errors.
+    fn abort(self) -> String {
+        self.stop();
+        match self.join() {
+            Ok(()) => String::new(),
+            Err(err) => err.to_string(),
+        }
+    }
+}

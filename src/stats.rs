@@ -1,0 +1,279 @@
+//! Per-core counters and their two renderings: `/stats` (JSON) and `/metrics`
+//! (Prometheus text exposition).
+//!
+//! Each core owns one cache-line-aligned slot and is the only writer of it
+//! (relaxed atomics, no locks on the request path). `/stats` and `/metrics`
+//! read every slot on demand from whichever I/O core was asked. Totals are sums
+//! of per-core slots: I/O cores count what they decide (accepted, rejected,
+//! timed out, cancelled), compute cores what they run (completed, failed).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// Status codes with their own request counter; anything else counts as "other".
+pub const STATUSES: [u16; 14] = [200, 400, 404, 405, 408, 413, 414, 431, 500, 501, 503, 504, 505, 0];
+/// Upper bounds (seconds) of the job duration histogram buckets.
+pub const DURATION_BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Counters of one I/O core.
+#[repr(align(64))]
+pub struct IoCoreStats {
+    pub cpu: usize,
+    pub requests: AtomicU64,
+    pub open_connections: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub timed_out: AtomicU64,
+    pub cancelled: AtomicU64,
+    /// `[route][status]` request counts; the last route row is "other" (404s).
+    by_route: Vec<[AtomicU64; STATUSES.len()]>,
+}
+
+/// Counters of one compute core.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct ComputeCoreStats {
+    /// CPU number, set by the compute executor once it has joined the meshes.
+    pub cpu: AtomicUsize,
+    /// Jobs admitted to this core's queue and not yet picked up.
+    pub queued: AtomicUsize,
+    pub running: AtomicBool,
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+    duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
+    duration_count: AtomicU64,
+    duration_micros: AtomicU64,
+}
+
+impl ComputeCoreStats {
+    pub fn record_duration(&self, secs: f64) {
+        if let Some(i) = DURATION_BUCKETS.iter().position(|le| secs <= *le) {
+            self.duration_buckets[i].fetch_add(1, Relaxed);
+        }
+        self.duration_count.fetch_add(1, Relaxed);
+        self.duration_micros.fetch_add((secs * 1e6) as u64, Relaxed);
+    }
+}
+
+/// Every core's counters, shared by all executors of one server.
+pub struct Stats {
+    pub io: Vec<IoCoreStats>,
+    pub compute: Vec<ComputeCoreStats>,
+    /// Route labels in router order; requests to unknown paths count as "other".
+    pub routes: Vec<String>,
+}
+
+/// Job totals over all cores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobTotals {
+    pub accepted: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub rejected: u64,
+    pub timed_out: u64,
+    pub cancelled: u64,
+}
+
+impl Stats {
+    pub fn new(io_cpus: &[usize], compute_cpus: &[usize], routes: Vec<String>) -> Stats {
+        let io = io_cpus
+            .iter()
+            .map(|&cpu| IoCoreStats {
+                cpu,
+                requests: AtomicU64::new(0),
+                open_connections: AtomicU64::new(0),
+                accepted: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+                timed_out: AtomicU64::new(0),
+                cancelled: AtomicU64::new(0),
+                by_route: (0..=routes.len()).map(|_| Default::default()).collect(),
+            })
+            .collect();
+        let compute = compute_cpus
+            .iter()
+            .map(|&cpu| {
+                let s = ComputeCoreStats::default();
+                s.cpu.store(cpu, Relaxed);
+                s
+            })
+            .collect();
+        Stats { io, compute, routes }
+    }
+
+    /// Counts one answered request on I/O core `core`; `route` is the router
+    /// index or `None` for an unknown path.
+    pub fn count_request(&self, core: usize, route: Option<usize>, status: u16) {
+        let s = &self.io[core];
+        s.requests.fetch_add(1, Relaxed);
+        let row = route.unwrap_or(self.routes.len()).min(self.routes.len());
+        let col = STATUSES.iter().position(|c| *c == status).unwrap_or(STATUSES.len() - 1);
+        s.by_route[row][col].fetch_add(1, Relaxed);
+    }
+
+    pub fn totals(&self) -> JobTotals {
+        let sum_io = |f: fn(&IoCoreStats) -> &AtomicU64| self.io.iter().map(|s| f(s).load(Relaxed)).sum();
+        let sum_c = |f: fn(&ComputeCoreStats) -> &AtomicU64| self.compute.iter().map(|s| f(s).load(Relaxed)).sum();
+        JobTotals {
+            accepted: sum_io(|s| &s.accepted),
+            rejected: sum_io(|s| &s.rejected),
+            timed_out: sum_io(|s| &s.timed_out),
+            cancelled: sum_io(|s| &s.cancelled),
+            completed: sum_c(|s| &s.completed),
+            failed: sum_c(|s| &s.failed),
+        }
+    }
+
+    /// The `/stats` document (the contract's field names).
+    pub fn render_json(&self) -> String {
+        let io: Vec<_> = self
+            .io
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "core": s.cpu,
+                    "requests": s.requests.load(Relaxed),
+                    "open_connections": s.open_connections.load(Relaxed),
+                })
+            })
+            .collect();
+        let compute: Vec<_> = self
+            .compute
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "core": s.cpu.load(Relaxed),
+                    "queued": s.queued.load(Relaxed),
+                    "running": s.running.load(Relaxed),
+                    "completed": s.completed.load(Relaxed),
+                    "failed": s.failed.load(Relaxed),
+                })
+            })
+            .collect();
+        let t = self.totals();
+        serde_json::json!({
+            "io_cores": io,
+            "compute_cores": compute,
+            "jobs": {
+                "accepted": t.accepted, "completed": t.completed, "failed": t.failed,
+                "rejected": t.rejected, "timed_out": t.timed_out, "cancelled": t.cancelled,
+            },
+        })
+        .to_string()
+    }
+
+    /// The `/metrics` page, Prometheus text exposition format 0.0.4.
+    pub fn render_metrics(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(4096);
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        family(&mut out, "heavylift_requests_total", "counter", "HTTP requests answered, by I/O core, route and status.");
+        for s in &self.io {
+            for (r, row) in s.by_route.iter().enumerate() {
+                let route = self.routes.get(r).map_or("other", |n| n.as_str());
+                for (c, n) in row.iter().enumerate() {
+                    let n = n.load(Relaxed);
+                    if n == 0 {
+                        continue;
+                    }
+                    let status = match STATUSES[c] {
+                        0 => "other".to_string(),
+                        code => code.to_string(),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "heavylift_requests_total{{core=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                        s.cpu,
+                        escape_label(route)
+                    );
+                }
+            }
+        }
+        family(&mut out, "heavylift_open_connections", "gauge", "Open client connections, by I/O core.");
+        for s in &self.io {
+            let _ = writeln!(out, "heavylift_open_connections{{core=\"{}\"}} {}", s.cpu, s.open_connections.load(Relaxed));
+        }
+        let t = self.totals();
+        family(&mut out, "heavylift_jobs_accepted_total", "counter", "Jobs that entered a compute queue.");
+        let _ = writeln!(out, "heavylift_jobs_accepted_total {}", t.accepted);
+        family(&mut out, "heavylift_jobs_total", "counter", "Jobs by how they ended.");
+        for (outcome, n) in [
+            ("completed", t.completed),
+            ("failed", t.failed),
+            ("rejected", t.rejected),
+            ("timed_out", t.timed_out),
+            ("cancelled", t.cancelled),
+        ] {
+            let _ = writeln!(out, "heavylift_jobs_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        family(&mut out, "heavylift_queue_depth", "gauge", "Jobs waiting in each compute core's queue.");
+        for s in &self.compute {
+            let _ = writeln!(out, "heavylift_queue_depth{{core=\"{}\"}} {}", s.cpu.load(Relaxed), s.queued.load(Relaxed));
+        }
+        family(&mut out, "heavylift_compute_busy", "gauge", "1 while a compute core runs a job.");
+        for s in &self.compute {
+            let _ = writeln!(out, "heavylift_compute_busy{{core=\"{}\"}} {}", s.cpu.load(Relaxed), u8::from(s.running.load(Relaxed)));
+        }
+        family(&mut out, "heavylift_job_duration_seconds", "histogram", "Time compute cores spent running jobs.");
+        for s in &self.compute {
+            let cpu = s.cpu.load(Relaxed);
+            let mut cumulative = 0;
+            for (le, n) in DURATION_BUCKETS.iter().zip(&s.duration_buckets) {
+                cumulative += n.load(Relaxed);
+                let _ = writeln!(out, "heavylift_job_duration_seconds_bucket{{core=\"{cpu}\",le=\"{le}\"}} {cumulative}");
+            }
+            let count = s.duration_count.load(Relaxed);
+            let _ = writeln!(out, "heavylift_job_duration_seconds_bucket{{core=\"{cpu}\",le=\"+Inf\"}} {count}");
+            let sum = s.duration_micros.load(Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "heavylift_job_duration_seconds_sum{{core=\"{cpu}\"}} {sum}");
+            let _ = writeln!(out, "heavylift_job_duration_seconds_count{{core=\"{cpu}\"}} {count}");
+        }
+        out
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> Stats {
+        Stats::new(&[0], &[1], vec!["fast".into(), "slow_threaded".into()])
+    }
+
+    #[test]
+    fn json_has_contract_fields() {
+        let s = stats();
+        s.count_request(0, Some(0), 200);
+        s.io[0].accepted.fetch_add(2, Relaxed);
+        s.compute[0].completed.fetch_add(1, Relaxed);
+        s.io[0].timed_out.fetch_add(1, Relaxed);
+        let v: serde_json::Value = serde_json::from_str(&s.render_json()).unwrap();
+        assert_eq!(v["io_cores"][0]["core"], 0);
+        assert_eq!(v["io_cores"][0]["requests"], 1);
+        assert_eq!(v["compute_cores"][0]["core"], 1);
+        assert_eq!(v["compute_cores"][0]["running"], false);
+        assert_eq!(v["jobs"]["accepted"], 2);
+        assert_eq!(v["jobs"]["completed"], 1);
+        assert_eq!(v["jobs"]["timed_out"], 1);
+    }
+
+    #[test]
+    fn metrics_count_by_route_and_status() {
+        let s = stats();
+        s.count_request(0, Some(1), 503);
+        s.count_request(0, None, 404);
+        s.count_request(0, Some(0), 201);
+        s.compute[0].record_duration(0.02);
+        let m = s.render_metrics();
+        assert!(m.contains("heavylift_requests_total{core=\"0\",route=\"slow_threaded\",status=\"503\"} 1"));
+        assert!(m.contains("route=\"other\",status=\"404\"} 1"));
+        assert!(m.contains("route=\"fast\",status=\"other\"} 1"));
+        assert!(m.contains("heavylift_job_duration_seconds_bucket{core=\"1\",le=\"0.025\"} 1"));
+        assert!(m.contains("heavylift_job_duration_seconds_bucket{core=\"1\",le=\"0.01\"} 0"));
+        assert!(m.contains("heavylift_job_duration_seconds_count{core=\"1\"} 1"));
+    }
+}

@@ -1,0 +1,103 @@
+//! The real binary: exit codes, clear errors, signals.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(bin()).args(args).output().expect("run heavylift");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn bad_core_lists_are_clear_errors() {
+    for args in [
+        &["serve", "--io-cores", "0,0"][..],
+        &["serve", "--io-cores", "4000"][..],
+        &["serve", "--io-cores", ""][..],
+        &["serve", "--compute-cores", "0", "--io-cores", "0"][..],
+        &["serve", "--reserve", "64"][..],
+        &["serve", "--queue-depth", "0"][..],
+        &["serve", "--job-timeout", "soon"][..],
+        &["serve", "--listen", "nowhere"][..],
+        &["serve", "--log-level", "loud"][..],
+    ] {
+        let (code, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("heavylift: error: ") || stderr.contains("error:"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// Starts `heavylift serve` on port 0 and returns the child and its address.
+fn spawn_serve(extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve logs its address").unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn sigterm_and_sigint_stop_with_exit_0() {
+    for signal in ["TERM", "INT"] {
+        let (mut child, addr) = spawn_serve(&[]);
+        let r = get(addr.parse().unwrap(), "/fast?id=1", &[]);
+        assert_eq!(r.text(), "fast result 1");
+        let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    }
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_job_finish() {
+    let (mut child, addr) = spawn_serve(&[]);
+    let addr2 = addr.clone();
+    let t = std::thread::spawn(move || get(addr2.parse().unwrap(), "/slow_threaded?id=inflight&n=6000", &[]));
+    std::thread::sleep(Duration::from_millis(100));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let r = t.join().unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.text().starts_with("slow result inflight"));
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0));
+}
+
+#[test]
+fn an_address_in_use_is_a_clear_error() {
+    let (mut child, addr) = spawn_serve(&[]);
+    let (code, stderr) = run(&["serve", "--listen", &addr]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("address already in use"), "{stderr}");
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (code, stderr) = run(&["serve", "--listen", &holder.local_addr().unwrap().to_string()]);
+    assert_eq!(code, 2, "{stderr}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,10 @@
+//! The one integration test crate: real servers on 127.0.0.1:0, real sockets.
+//! Each module covers one section of the contract.
+
+mod util;
+
+mod cli;
+mod http_conformance;
+mod overload;
+mod routes;
+mod stats;
