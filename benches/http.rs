@@ -38,5 +38,9 @@ fn main() {
 
 fn report(what: &str, started: Instant, rounds: u32) {
     let per = started.elapsed() / rounds;
-    println!("{what}: {:.2} us/batch ({:.0} ns/request)", per.as_secs_f64() * 1e6, per.as_nanos() as f64 / 16.0);
+    println!(
+        "{what}: {:.2} us/batch ({:.0} ns/request)",
+        per.as_secs_f64() * 1e6,
+        per.as_nanos() as f64 / 16.0
+    );
 }

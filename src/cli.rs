@@ -79,6 +79,9 @@ pub struct LoadArgs {
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Seconds one request (connect included) may take before it counts as failed. Default is 60.
+    #[arg(long, value_name = "SECS", default_value = "60")]
+    pub timeout: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -110,4 +113,7 @@ pub struct BenchArgs {
     /// Show the progress line on stderr even when it is not a terminal.
     #[arg(long)]
     pub progress: bool,
+    /// Seconds one request (connect included) may take before it counts as failed. Default is 60.
+    #[arg(long, value_name = "SECS", default_value = "60")]
+    pub timeout: String,
 }

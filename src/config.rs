@@ -3,7 +3,7 @@
 //! `ServeConfig::try_from(&ServeArgs)` is the only place raw flags become real
 //! settings: addresses are resolved, seconds become `Duration`s, core lists
 //! become a `CoreLayout`. Every error happens here, before any executor starts.
-//! Tests build `ServeConfig` directly (see `ServeConfig::for_tests`).
+//! Tests and embedders build `ServeConfig` directly (see `ServeConfig::new`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -37,10 +37,10 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
-    /// A config on 127.0.0.1:0 with the given layout and the contract's defaults.
-    pub fn for_tests(layout: CoreLayout) -> ServeConfig {
+    /// A config with the contract's defaults for every limit.
+    pub fn new(listen: SocketAddr, layout: CoreLayout) -> ServeConfig {
         ServeConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen,
             layout,
             queue_depth: 64,
             job_timeout: Duration::from_secs(30),
@@ -56,7 +56,11 @@ impl TryFrom<&ServeArgs> for ServeConfig {
 
     fn try_from(args: &ServeArgs) -> Result<ServeConfig> {
         let listen = resolve_listen(&args.listen)?;
-        let io = args.io_cores.as_deref().map(|t| CpuList::parse("--io-cores", t)).transpose()?;
+        let io = args
+            .io_cores
+            .as_deref()
+            .map(|t| CpuList::parse("--io-cores", t))
+            .transpose()?;
         let compute = args
             .compute_cores
             .as_deref()
@@ -75,7 +79,9 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             )));
         }
         if args.max_connections == 0 {
-            return Err(Error::Config("--max-connections 0: must be at least 1".into()));
+            return Err(Error::Config(
+                "--max-connections 0: must be at least 1".into(),
+            ));
         }
         Ok(ServeConfig {
             listen,
@@ -98,7 +104,9 @@ pub fn resolve_listen(text: &str) -> Result<SocketAddr> {
     let mut addrs = text
         .to_socket_addrs()
         .map_err(|e| bad(format!("not an address like 127.0.0.1:8888 ({e})")))?;
-    addrs.next().ok_or_else(|| bad("the name resolves to no address".into()))
+    addrs
+        .next()
+        .ok_or_else(|| bad("the name resolves to no address".into()))
 }
 
 /// Parses a positive number of seconds, fractions allowed (`0.5`, `30`).
@@ -121,7 +129,10 @@ mod tests {
 
     #[test]
     fn seconds_accept_fractions_and_reject_nonsense() {
-        assert_eq!(parse_seconds("--x", "0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_seconds("--x", "0.5").unwrap(),
+            Duration::from_millis(500)
+        );
         assert_eq!(parse_seconds("--x", "30").unwrap(), Duration::from_secs(30));
         for bad in ["", "0", "-1", "abc", "inf", "NaN", "1e9"] {
             assert!(parse_seconds("--x", bad).is_err(), "{bad:?} should fail");

@@ -170,9 +170,17 @@ impl CoreLayout {
         }
         if compute_cpus.is_empty() {
             let last = io_cpus[io_cpus.len() - 1];
-            return Ok(CoreLayout { io: io_cpus, compute: vec![last], shared: true });
+            return Ok(CoreLayout {
+                io: io_cpus,
+                compute: vec![last],
+                shared: true,
+            });
         }
-        Ok(CoreLayout { io: io_cpus, compute: compute_cpus, shared: false })
+        Ok(CoreLayout {
+            io: io_cpus,
+            compute: compute_cpus,
+            shared: false,
+        })
     }
 }
 
@@ -217,8 +225,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_lists() {
-        for bad in ["", " ", "a", "1,", ",1", "3-1", "1-", "-1", "1,1", "0-2,2", "1.5", "+1", "99999"] {
-            assert!(CpuList::parse("--io-cores", bad).is_err(), "{bad:?} should fail");
+        for bad in [
+            "", " ", "a", "1,", ",1", "3-1", "1-", "-1", "1,1", "0-2,2", "1.5", "+1", "99999",
+        ] {
+            assert!(
+                CpuList::parse("--io-cores", bad).is_err(),
+                "{bad:?} should fail"
+            );
         }
     }
 

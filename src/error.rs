@@ -12,7 +12,10 @@ pub enum Error {
     /// A flag or combination of flags is invalid; the text names the flag.
     Config(String),
     /// The listen address could not be bound (in use, not local, no permission).
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     /// An executor thread could not start or died during start-up.
     Executor(String),
 }

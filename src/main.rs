@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use heavylift::cli::{Cli, Command, ServeArgs};
-use heavylift::{routes, Server, ServeConfig};
+use heavylift::{routes, ServeConfig, Server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -51,9 +51,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn init_logging(level: &str) -> anyhow::Result<()> {
-    let filter: log::LevelFilter = level
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--log-level {level:?}: use error, warn, info, debug or trace"))?;
+    let filter: log::LevelFilter = level.parse().map_err(|_| {
+        anyhow::anyhow!("--log-level {level:?}: use error, warn, info, debug or trace")
+    })?;
     env_logger::Builder::new()
         .filter_level(filter)
         .format_timestamp_millis()
@@ -63,7 +63,10 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 
 /// Lifts the soft open-files limit towards the hard one so --max-connections can be reached.
 fn raise_fd_limit(max_connections: usize) {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain getrlimit/setrlimit on a local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {

@@ -83,7 +83,11 @@ impl Router {
     }
 
     /// Adds a handler that answers on the I/O core.
-    pub fn fast(self, path: &str, f: impl Fn(&Request<'_>) -> Response + Send + Sync + 'static) -> Router {
+    pub fn fast(
+        self,
+        path: &str,
+        f: impl Fn(&Request<'_>) -> Response + Send + Sync + 'static,
+    ) -> Router {
         self.route(path, Arc::new(move |req| Action::Respond(f(req))))
     }
 
@@ -95,7 +99,10 @@ impl Router {
         path: &str,
         make: impl Fn(&Request<'_>) -> Result<JobFn, Response> + Send + Sync + 'static,
     ) -> Router {
-        self.route(path, Arc::new(move |req| make(req).map_or_else(Action::Respond, Action::Offload)))
+        self.route(
+            path,
+            Arc::new(move |req| make(req).map_or_else(Action::Respond, Action::Offload)),
+        )
     }
 
     /// Adds a heavy job run inline on the I/O core (blocking it).
@@ -104,16 +111,26 @@ impl Router {
         path: &str,
         make: impl Fn(&Request<'_>) -> Result<JobFn, Response> + Send + Sync + 'static,
     ) -> Router {
-        self.route(path, Arc::new(move |req| make(req).map_or_else(Action::Respond, Action::Inline)))
+        self.route(
+            path,
+            Arc::new(move |req| make(req).map_or_else(Action::Respond, Action::Inline)),
+        )
     }
 
     /// The index and handler for `path`.
     pub fn find(&self, path: &str) -> Option<(usize, &Handler)> {
-        self.routes.iter().enumerate().find(|(_, (p, _))| p == path).map(|(i, (_, h))| (i, h))
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, (p, _))| p == path)
+            .map(|(i, (_, h))| (i, h))
     }
 
     /// Metric labels: each path without its leading `/`.
     pub fn labels(&self) -> Vec<String> {
-        self.routes.iter().map(|(p, _)| p.trim_start_matches('/').to_string()).collect()
+        self.routes
+            .iter()
+            .map(|(p, _)| p.trim_start_matches('/').to_string())
+            .collect()
     }
 }

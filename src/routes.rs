@@ -35,11 +35,19 @@ pub fn heavy_job(req: &Request<'_>) -> Result<JobFn, Response> {
 
 fn failing_job(req: &Request<'_>) -> Result<JobFn, Response> {
     let id = parse_id(req.query()).map_err(|why| Response::text(400, why))?;
-    Ok(Box::new(move |_ctx| panic!("heavy_lifting failed on purpose for id {id}")))
+    Ok(Box::new(move |_ctx| {
+        panic!("heavy_lifting failed on purpose for id {id}")
+    }))
 }
 
 /// `slow result X <--- S.SSS s`, or the contract's JSON document.
-pub fn render_heavy(id: &str, r: &HeavyReport, json: bool, io_core: usize, compute_core: usize) -> Response {
+pub fn render_heavy(
+    id: &str,
+    r: &HeavyReport,
+    json: bool,
+    io_core: usize,
+    compute_core: usize,
+) -> Response {
     if json {
         let id = serde_json::Value::from(id);
         Response::json(
@@ -60,7 +68,11 @@ mod tests {
 
     #[test]
     fn heavy_renders_text_and_json() {
-        let r = HeavyReport { n: 10, digits: 6, seconds: 0.0123 };
+        let r = HeavyReport {
+            n: 10,
+            digits: 6,
+            seconds: 0.0123,
+        };
         let text = render_heavy("a b", &r, false, 0, 1);
         assert_eq!(text.body, b"slow result a b <--- 0.012 s");
         let json = render_heavy("q\"", &r, true, 0, 1);

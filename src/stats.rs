@@ -10,9 +10,13 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Status codes with their own request counter; anything else counts as "other".
-pub const STATUSES: [u16; 14] = [200, 400, 404, 405, 408, 413, 414, 431, 500, 501, 503, 504, 505, 0];
+pub const STATUSES: [u16; 14] = [
+    200, 400, 404, 405, 408, 413, 414, 431, 500, 501, 503, 504, 505, 0,
+];
 /// Upper bounds (seconds) of the job duration histogram buckets.
-pub const DURATION_BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const DURATION_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// Counters of one I/O core.
 #[repr(align(64))]
@@ -96,7 +100,11 @@ impl Stats {
                 s
             })
             .collect();
-        Stats { io, compute, routes }
+        Stats {
+            io,
+            compute,
+            routes,
+        }
     }
 
     /// Counts one answered request on I/O core `core`; `route` is the router
@@ -105,13 +113,19 @@ impl Stats {
         let s = &self.io[core];
         s.requests.fetch_add(1, Relaxed);
         let row = route.unwrap_or(self.routes.len()).min(self.routes.len());
-        let col = STATUSES.iter().position(|c| *c == status).unwrap_or(STATUSES.len() - 1);
+        let col = STATUSES
+            .iter()
+            .position(|c| *c == status)
+            .unwrap_or(STATUSES.len() - 1);
         s.by_route[row][col].fetch_add(1, Relaxed);
     }
 
     pub fn totals(&self) -> JobTotals {
-        let sum_io = |f: fn(&IoCoreStats) -> &AtomicU64| self.io.iter().map(|s| f(s).load(Relaxed)).sum();
-        let sum_c = |f: fn(&ComputeCoreStats) -> &AtomicU64| self.compute.iter().map(|s| f(s).load(Relaxed)).sum();
+        let sum_io =
+            |f: fn(&IoCoreStats) -> &AtomicU64| self.io.iter().map(|s| f(s).load(Relaxed)).sum();
+        let sum_c = |f: fn(&ComputeCoreStats) -> &AtomicU64| {
+            self.compute.iter().map(|s| f(s).load(Relaxed)).sum()
+        };
         JobTotals {
             accepted: sum_io(|s| &s.accepted),
             rejected: sum_io(|s| &s.rejected),
@@ -167,7 +181,12 @@ impl Stats {
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        family(&mut out, "heavylift_requests_total", "counter", "HTTP requests answered, by I/O core, route and status.");
+        family(
+            &mut out,
+            "heavylift_requests_total",
+            "counter",
+            "HTTP requests answered, by I/O core, route and status.",
+        );
         for s in &self.io {
             for (r, row) in s.by_route.iter().enumerate() {
                 let route = self.routes.get(r).map_or("other", |n| n.as_str());
@@ -189,14 +208,34 @@ impl Stats {
                 }
             }
         }
-        family(&mut out, "heavylift_open_connections", "gauge", "Open client connections, by I/O core.");
+        family(
+            &mut out,
+            "heavylift_open_connections",
+            "gauge",
+            "Open client connections, by I/O core.",
+        );
         for s in &self.io {
-            let _ = writeln!(out, "heavylift_open_connections{{core=\"{}\"}} {}", s.cpu, s.open_connections.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "heavylift_open_connections{{core=\"{}\"}} {}",
+                s.cpu,
+                s.open_connections.load(Relaxed)
+            );
         }
         let t = self.totals();
-        family(&mut out, "heavylift_jobs_accepted_total", "counter", "Jobs that entered a compute queue.");
+        family(
+            &mut out,
+            "heavylift_jobs_accepted_total",
+            "counter",
+            "Jobs that entered a compute queue.",
+        );
         let _ = writeln!(out, "heavylift_jobs_accepted_total {}", t.accepted);
-        family(&mut out, "heavylift_jobs_total", "counter", "Jobs by how they ended.");
+        family(
+            &mut out,
+            "heavylift_jobs_total",
+            "counter",
+            "Jobs by how they ended.",
+        );
         for (outcome, n) in [
             ("completed", t.completed),
             ("failed", t.failed),
@@ -206,15 +245,40 @@ impl Stats {
         ] {
             let _ = writeln!(out, "heavylift_jobs_total{{outcome=\"{outcome}\"}} {n}");
         }
-        family(&mut out, "heavylift_queue_depth", "gauge", "Jobs waiting in each compute core's queue.");
+        family(
+            &mut out,
+            "heavylift_queue_depth",
+            "gauge",
+            "Jobs waiting in each compute core's queue.",
+        );
         for s in &self.compute {
-            let _ = writeln!(out, "heavylift_queue_depth{{core=\"{}\"}} {}", s.cpu.load(Relaxed), s.queued.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "heavylift_queue_depth{{core=\"{}\"}} {}",
+                s.cpu.load(Relaxed),
+                s.queued.load(Relaxed)
+            );
         }
-        family(&mut out, "heavylift_compute_busy", "gauge", "1 while a compute core runs a job.");
+        family(
+            &mut out,
+            "heavylift_compute_busy",
+            "gauge",
+            "1 while a compute core runs a job.",
+        );
         for s in &self.compute {
-            let _ = writeln!(out, "heavylift_compute_busy{{core=\"{}\"}} {}", s.cpu.load(Relaxed), u8::from(s.running.load(Relaxed)));
+            let _ = writeln!(
+                out,
+                "heavylift_compute_busy{{core=\"{}\"}} {}",
+                s.cpu.load(Relaxed),
+                u8::from(s.running.load(Relaxed))
+            );
         }
-        family(&mut out, "heavylift_job_duration_seconds", "histogram", "Time compute cores spent running jobs.");
+        family(
+            &mut out,
+            "heavylift_job_duration_seconds",
+            "histogram",
+            "Time compute cores spent running jobs.",
+        );
         for s in &self.compute {
             let cpu = s.cpu.load(Relaxed);
             let mut cumulative = 0;
@@ -223,17 +287,28 @@ impl Stats {
                 let _ = writeln!(out, "heavylift_job_duration_seconds_bucket{{core=\"{cpu}\",le=\"{le}\"}} {cumulative}");
             }
             let count = s.duration_count.load(Relaxed);
-            let _ = writeln!(out, "heavylift_job_duration_seconds_bucket{{core=\"{cpu}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                out,
+                "heavylift_job_duration_seconds_bucket{{core=\"{cpu}\",le=\"+Inf\"}} {count}"
+            );
             let sum = s.duration_micros.load(Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "heavylift_job_duration_seconds_sum{{core=\"{cpu}\"}} {sum}");
-            let _ = writeln!(out, "heavylift_job_duration_seconds_count{{core=\"{cpu}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "heavylift_job_duration_seconds_sum{{core=\"{cpu}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "heavylift_job_duration_seconds_count{{core=\"{cpu}\"}} {count}"
+            );
         }
         out
     }
 }
 
 fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -269,7 +344,9 @@ mod tests {
         s.count_request(0, Some(0), 201);
         s.compute[0].record_duration(0.02);
         let m = s.render_metrics();
-        assert!(m.contains("heavylift_requests_total{core=\"0\",route=\"slow_threaded\",status=\"503\"} 1"));
+        assert!(m.contains(
+            "heavylift_requests_total{core=\"0\",route=\"slow_threaded\",status=\"503\"} 1"
+        ));
         assert!(m.contains("route=\"other\",status=\"404\"} 1"));
         assert!(m.contains("route=\"fast\",status=\"other\"} 1"));
         assert!(m.contains("heavylift_job_duration_seconds_bucket{core=\"1\",le=\"0.025\"} 1"));

@@ -7,8 +7,14 @@ use std::time::{Duration, Instant};
 use crate::util::*;
 
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(bin()).args(args).output().expect("run heavylift");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run heavylift");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -26,7 +32,10 @@ fn bad_core_lists_are_clear_errors() {
     ] {
         let (code, stderr) = run(args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
-        assert!(stderr.starts_with("heavylift: error: ") || stderr.contains("error:"), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("heavylift: error: ") || stderr.contains("error:"),
+            "{args:?}: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
@@ -70,7 +79,10 @@ fn sigterm_and_sigint_stop_with_exit_0() {
         let (mut child, addr) = spawn_serve(&[]);
         let r = get(addr.parse().unwrap(), "/fast?id=1", &[]);
         assert_eq!(r.text(), "fast result 1");
-        let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
         assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
     }
@@ -80,9 +92,18 @@ fn sigterm_and_sigint_stop_with_exit_0() {
 fn sigterm_lets_an_in_flight_job_finish() {
     let (mut child, addr) = spawn_serve(&[]);
     let addr2 = addr.clone();
-    let t = std::thread::spawn(move || get(addr2.parse().unwrap(), "/slow_threaded?id=inflight&n=6000", &[]));
+    let t = std::thread::spawn(move || {
+        get(
+            addr2.parse().unwrap(),
+            "/slow_threaded?id=inflight&n=6000",
+            &[],
+        )
+    });
     std::thread::sleep(Duration::from_millis(100));
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let r = t.join().unwrap();
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.text().starts_with("slow result inflight"));
@@ -96,7 +117,11 @@ fn an_address_in_use_is_a_clear_error() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("address already in use"), "{stderr}");
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let (code, stderr) = run(&["serve", "--listen", &holder.local_addr().unwrap().to_string()]);
+    let (code, stderr) = run(&[
+        "serve",
+        "--listen",
+        &holder.local_addr().unwrap().to_string(),
+    ]);
     assert_eq!(code, 2, "{stderr}");
     let _ = child.kill();
     let _ = child.wait();

@@ -7,7 +7,10 @@ use crate::util::*;
 
 fn status_of(bytes: &[u8]) -> u16 {
     let text = String::from_utf8_lossy(bytes);
-    text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {text:?}"))
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"))
 }
 
 #[test]
@@ -22,19 +25,34 @@ fn keep_alive_close_and_http10() {
         assert_eq!(reply.text(), format!("fast result {i}"));
         assert_eq!(reply.header("connection"), None);
     }
-    write!(w, "GET /fast?id=last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        w,
+        "GET /fast?id=last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let reply = read_reply(&mut r, false).unwrap();
     assert_eq!(reply.header("connection"), Some("close"));
-    assert!(read_reply(&mut r, false).is_none(), "closed after Connection: close");
+    assert!(
+        read_reply(&mut r, false).is_none(),
+        "closed after Connection: close"
+    );
 
     let out = raw(server.addr, b"GET /fast?id=old HTTP/1.0\r\n\r\n", QUICK);
-    assert!(out.ends_with(b"fast result old"), "1.0 closes by default: {:?}", String::from_utf8_lossy(&out));
+    assert!(
+        out.ends_with(b"fast result old"),
+        "1.0 closes by default: {:?}",
+        String::from_utf8_lossy(&out)
+    );
 
     let s = connect(server.addr, QUICK);
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
     for i in 0..2 {
-        write!(w, "GET /fast?id={i} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        write!(
+            w,
+            "GET /fast?id={i} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        )
+        .unwrap();
         let reply = read_reply(&mut r, false).unwrap();
         assert_eq!(reply.header("connection"), Some("keep-alive"));
     }
@@ -52,7 +70,9 @@ fn pipelined_requests_are_answered_in_order() {
                  GET /fast?id=6 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
     s.write_all(batch.as_bytes()).unwrap();
     let mut r = BufReader::new(s);
-    let bodies: Vec<String> = std::iter::from_fn(|| read_reply(&mut r, false)).map(|r| r.text()).collect();
+    let bodies: Vec<String> = std::iter::from_fn(|| read_reply(&mut r, false))
+        .map(|r| r.text())
+        .collect();
     assert_eq!(bodies.len(), 6, "{bodies:?}");
     assert_eq!(bodies[0], "fast result 1");
     assert!(bodies[1].starts_with("slow result 2 <--- "));
@@ -79,7 +99,10 @@ fn a_request_split_into_single_bytes() {
 fn protocol_errors_get_their_status_and_close() {
     let server = TestServer::start();
     let long_target = format!("GET /fast?id={} HTTP/1.1\r\n\r\n", "a".repeat(9000));
-    let big_head = format!("GET /fast?id=1 HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
+    let big_head = format!(
+        "GET /fast?id=1 HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(9000)
+    );
     let headers = |n: usize| {
         let mut r = String::from("GET /fast?id=h HTTP/1.1\r\n");
         for i in 0..n {
@@ -90,20 +113,46 @@ fn protocol_errors_get_their_status_and_close() {
     let cases: Vec<(Vec<u8>, u16)> = vec![
         (b"NONSENSE\r\n\r\n".to_vec(), 400),
         (b"GET /fast?id=1 HTTP/2.0\r\n\r\n".to_vec(), 505),
-        (b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(), 400),
-        (b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: ten\r\n\r\n".to_vec(), 400),
-        (b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(), 400),
-        (b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n".to_vec(), 413),
+        (
+            b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: ten\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n".to_vec(),
+            413,
+        ),
         (long_target.into_bytes(), 414),
         (big_head.into_bytes(), 431),
         (headers(101).into_bytes(), 431),
     ];
     for (request, status) in cases {
         let out = raw(server.addr, &request, QUICK);
-        assert_eq!(status_of(&out), status, "{:?}", String::from_utf8_lossy(&request[..40.min(request.len())]));
+        assert_eq!(
+            status_of(&out),
+            status,
+            "{:?}",
+            String::from_utf8_lossy(&request[..40.min(request.len())])
+        );
     }
-    let out = raw(server.addr, headers(99).replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n").as_bytes(), QUICK);
-    assert!(out.ends_with(b"fast result h"), "100 headers (99 + Connection) are fine");
+    let out = raw(
+        server.addr,
+        headers(99)
+            .replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+        QUICK,
+    );
+    assert!(
+        out.ends_with(b"fast result h"),
+        "100 headers (99 + Connection) are fine"
+    );
     assert_eq!(server.get("/healthz").status, 200, "the server is still up");
 }
 
@@ -111,7 +160,8 @@ fn protocol_errors_get_their_status_and_close() {
 fn oversized_chunked_body_is_413_and_seen_by_the_client() {
     let server = TestServer::start();
     let mut s = connect(server.addr, QUICK);
-    s.write_all(b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    s.write_all(b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
     let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
     for _ in 0..20 {
         if s.write_all(chunk.as_bytes()).is_err() {
@@ -146,7 +196,10 @@ fn slow_headers_and_idle_connections_are_closed() {
     assert_eq!(read_reply(&mut r, false).unwrap().status, 200);
     assert!(read_reply(&mut r, false).is_none(), "idle timeout closes");
     let stats = wait_for_stats(&server, 5, |s| s["io_cores"][0]["open_connections"] == 1);
-    assert_eq!(stats["io_cores"][0]["open_connections"], 1, "only the /stats connection is left");
+    assert_eq!(
+        stats["io_cores"][0]["open_connections"], 1,
+        "only the /stats connection is left"
+    );
 }
 
 #[test]
@@ -157,16 +210,24 @@ fn connections_past_the_cap_are_closed_without_harming_others() {
         let s = connect(server.addr, QUICK);
         let mut w = s.try_clone().unwrap();
         let mut r = BufReader::new(s);
-        w.write_all(format!("GET /fast?id={i} HTTP/1.1\r\n\r\n").as_bytes()).unwrap();
+        w.write_all(format!("GET /fast?id={i} HTTP/1.1\r\n\r\n").as_bytes())
+            .unwrap();
         assert_eq!(read_reply(&mut r, false).unwrap().status, 200);
         kept.push((w, r));
     }
     let mut extra = connect(server.addr, QUICK);
     let _ = extra.write_all(b"GET /fast?id=x HTTP/1.1\r\n\r\n");
-    assert!(is_closed(&mut extra), "the 4th connection is closed at once");
+    assert!(
+        is_closed(&mut extra),
+        "the 4th connection is closed at once"
+    );
     for (i, (w, r)) in kept.iter_mut().enumerate() {
-        w.write_all(format!("GET /fast?id=again{i} HTTP/1.1\r\n\r\n").as_bytes()).unwrap();
-        assert_eq!(read_reply(r, false).unwrap().text(), format!("fast result again{i}"));
+        w.write_all(format!("GET /fast?id=again{i} HTTP/1.1\r\n\r\n").as_bytes())
+            .unwrap();
+        assert_eq!(
+            read_reply(r, false).unwrap().text(),
+            format!("fast result again{i}")
+        );
     }
     drop(kept);
     // Slots come back: a new connection works again.
@@ -194,8 +255,16 @@ fn random_bytes_never_break_the_server() {
         seed ^= seed << 17;
         seed
     };
-    let pieces: [&[u8]; 8] =
-        [b"GET ", b"/fast?id=", b" HTTP/1.1\r\n", b"\r\n", b"Content-Length: 3\r\n", b"Transfer-Encoding: chunked\r\n", b"\0\xff", b":"];
+    let pieces: [&[u8]; 8] = [
+        b"GET ",
+        b"/fast?id=",
+        b" HTTP/1.1\r\n",
+        b"\r\n",
+        b"Content-Length: 3\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"\0\xff",
+        b":",
+    ];
     for _ in 0..150 {
         let mut bytes = Vec::new();
         for _ in 0..(next() % 12) {
@@ -211,8 +280,15 @@ fn random_bytes_never_break_the_server() {
         let _ = s.shutdown(std::net::Shutdown::Write);
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
-        assert!(out.is_empty() || out.starts_with(b"HTTP/1.1 "), "{:?}", String::from_utf8_lossy(&out));
+        assert!(
+            out.is_empty() || out.starts_with(b"HTTP/1.1 "),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
     }
     let stats = wait_for_stats(&server, 5, |s| s["io_cores"][0]["open_connections"] == 1);
-    assert_eq!(stats["io_cores"][0]["open_connections"], 1, "no slot leaked");
+    assert_eq!(
+        stats["io_cores"][0]["open_connections"], 1,
+        "no slot leaked"
+    );
 }

@@ -22,14 +22,20 @@ fn a_flood_past_the_queue_gets_503_with_retry_after() {
         .collect();
     let replies: Vec<Reply> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let rejected: Vec<_> = replies.iter().filter(|r| r.status == 503).collect();
-    assert!(rejected.len() >= 8, "one runs, one waits, the rest are rejected: {:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert!(
+        rejected.len() >= 8,
+        "one runs, one waits, the rest are rejected: {:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     for r in &rejected {
         assert_eq!(r.header("retry-after"), Some("1"));
     }
     for r in &replies {
         assert!([503, 504].contains(&r.status), "{r:?}");
     }
-    let stats = wait_for_stats(&server, 10, |s| identity_holds(s) && s["compute_cores"][0]["running"] == false);
+    let stats = wait_for_stats(&server, 10, |s| {
+        identity_holds(s) && s["compute_cores"][0]["running"] == false
+    });
     let [accepted, _, _, rejected_n, timed_out, _] = jobs(&stats);
     assert_eq!(rejected_n as usize, rejected.len());
     assert_eq!(accepted as usize, 10 - rejected.len());
@@ -44,11 +50,17 @@ fn a_job_past_the_timeout_is_504_and_the_core_moves_on() {
     let r = server.get(&format!("/slow_threaded?id=t&{LONG}"));
     let took = started.elapsed();
     assert_eq!(r.status, 504, "{r:?}");
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "504 after about 1 s, took {took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "504 after about 1 s, took {took:?}"
+    );
     let started = Instant::now();
     let r = server.get("/slow_threaded?id=next&n=100");
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "the cancelled job freed its core");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the cancelled job freed its core"
+    );
     let stats = wait_for_stats(&server, 5, identity_holds);
     assert_eq!(stats["jobs"]["timed_out"], 1);
     assert_eq!(stats["jobs"]["completed"], 1);
@@ -59,14 +71,20 @@ fn hanging_up_cancels_running_and_queued_jobs() {
     let server = TestServer::start();
     // One running job and one queued behind it, both abandoned.
     let mut running = connect(server.addr, QUICK);
-    running.write_all(format!("GET /slow_threaded?id=run&{LONG} HTTP/1.1\r\n\r\n").as_bytes()).unwrap();
+    running
+        .write_all(format!("GET /slow_threaded?id=run&{LONG} HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
     wait_for_stats(&server, 5, |s| s["compute_cores"][0]["running"] == true);
     let mut queued = connect(server.addr, QUICK);
-    queued.write_all(format!("GET /slow_threaded?id=wait&{LONG} HTTP/1.1\r\n\r\n").as_bytes()).unwrap();
+    queued
+        .write_all(format!("GET /slow_threaded?id=wait&{LONG} HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
     wait_for_stats(&server, 5, |s| s["compute_cores"][0]["queued"] == 1);
     drop(queued);
     drop(running);
-    let stats = wait_for_stats(&server, 10, |s| s["jobs"]["cancelled"] == 2 && s["compute_cores"][0]["running"] == false);
+    let stats = wait_for_stats(&server, 10, |s| {
+        s["jobs"]["cancelled"] == 2 && s["compute_cores"][0]["running"] == false
+    });
     assert_eq!(stats["jobs"]["cancelled"], 2, "{stats}");
     assert_eq!(stats["jobs"]["completed"], 0);
     assert!(identity_holds(&stats));

@@ -35,7 +35,11 @@ fn missing_or_bad_parameters_are_400() {
     ] {
         let r = server.get(target);
         assert_eq!(r.status, 400, "{target}: {r:?}");
-        assert!(!r.body.is_empty() && !r.text().contains('\n'), "{target}: one-line reason, got {:?}", r.text());
+        assert!(
+            !r.body.is_empty() && !r.text().contains('\n'),
+            "{target}: one-line reason, got {:?}",
+            r.text()
+        );
     }
     let stats = server.stats();
     assert_eq!(jobs(&stats)[0], 0, "no job is accepted for a bad request");
@@ -47,14 +51,28 @@ fn slow_threaded_runs_on_a_compute_core() {
     let r = server.get("/slow_threaded?id=s1&n=50");
     assert_eq!(r.status, 200);
     let text = r.text();
-    let secs = text.strip_prefix("slow result s1 <--- ").and_then(|t| t.strip_suffix(" s")).expect(&text);
-    assert_eq!(secs.len(), secs.find('.').unwrap() + 4, "three decimals: {text}");
+    let secs = text
+        .strip_prefix("slow result s1 <--- ")
+        .and_then(|t| t.strip_suffix(" s"))
+        .expect(&text);
+    assert_eq!(
+        secs.len(),
+        secs.find('.').unwrap() + 4,
+        "three decimals: {text}"
+    );
     assert!(secs.parse::<f64>().is_ok());
 
     let layout = one_io_one_compute();
-    let r = get(server.addr, "/slow_threaded?id=j&n=10", &[("Accept", "application/json")]);
+    let r = get(
+        server.addr,
+        "/slow_threaded?id=j&n=10",
+        &[("Accept", "application/json")],
+    );
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["id"], "j");
     assert_eq!(v["n"], 10);
@@ -67,11 +85,18 @@ fn slow_threaded_runs_on_a_compute_core() {
 #[test]
 fn slow_runs_inline_on_the_io_core() {
     let server = TestServer::start();
-    let r = get(server.addr, "/slow?id=i&n=25", &[("Accept", "application/json")]);
+    let r = get(
+        server.addr,
+        "/slow?id=i&n=25",
+        &[("Accept", "application/json")],
+    );
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["digits"], 24, "24! has 24 digits");
     assert_eq!(v["io_core"], v["compute_core"]);
-    assert!(server.get("/slow?id=t&n=5").text().starts_with("slow result t <--- "));
+    assert!(server
+        .get("/slow?id=t&n=5")
+        .text()
+        .starts_with("slow result t <--- "));
 }
 
 #[test]
@@ -82,7 +107,10 @@ fn a_panicking_job_is_500_and_the_core_survives() {
         assert_eq!(r.status, 500);
         let text = r.text();
         assert!(text.starts_with("Caught an exception: "), "{text}");
-        assert!(text.contains(&format!("id {i}")), "panic message kept: {text}");
+        assert!(
+            text.contains(&format!("id {i}")),
+            "panic message kept: {text}"
+        );
     }
     assert_eq!(server.get("/slow_threaded?id=after&n=20").status, 200);
     let stats = wait_for_stats(&server, 5, |s| s["compute_cores"][0]["failed"] == 3);
@@ -95,7 +123,11 @@ fn methods_and_unknown_paths() {
     let server = TestServer::start();
     for method in ["POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"] {
         let mut s = connect(server.addr, QUICK);
-        write!(s, "{method} /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n").unwrap();
+        write!(
+            s,
+            "{method} /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
         let r = read_reply(&mut BufReader::new(s), method == "HEAD").unwrap();
         assert_eq!(r.status, 405, "{method}");
         assert_eq!(r.header("allow"), Some("GET"), "{method}");
@@ -112,7 +144,13 @@ fn methods_and_unknown_paths() {
 
 /// Sends `slow` requests to `slow_path`, then `fast` /fast ones, all at once on
 /// their own connections; returns (kind, finish time) in completion order.
-fn seed_scenario(server: &TestServer, slow_path: &str, n: u32, slow: usize, fast: usize) -> Vec<(&'static str, Instant)> {
+fn seed_scenario(
+    server: &TestServer,
+    slow_path: &str,
+    n: u32,
+    slow: usize,
+    fast: usize,
+) -> Vec<(&'static str, Instant)> {
     let (tx, rx) = mpsc::channel();
     let mut threads = Vec::new();
     for i in 0..slow + fast {
@@ -147,7 +185,12 @@ fn seed_scenario_offloaded_every_fast_before_the_first_slow() {
     let server = TestServer::start();
     let done = seed_scenario(&server, "slow_threaded", 6000, 3, 20);
     let first_slow = done.iter().position(|(k, _)| *k == "slow").unwrap();
-    assert_eq!(first_slow, 20, "all 20 fast first: {:?}", done.iter().map(|d| d.0).collect::<Vec<_>>());
+    assert_eq!(
+        first_slow,
+        20,
+        "all 20 fast first: {:?}",
+        done.iter().map(|d| d.0).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -155,5 +198,9 @@ fn seed_scenario_inline_delays_the_fast_ones() {
     let server = TestServer::start();
     let done = seed_scenario(&server, "slow", 6000, 3, 20);
     let first_slow = done.iter().position(|(k, _)| *k == "slow").unwrap();
-    assert!(first_slow < 20, "inline jobs block the I/O core, so some fast ones wait: {:?}", done.iter().map(|d| d.0).collect::<Vec<_>>());
+    assert!(
+        first_slow < 20,
+        "inline jobs block the I/O core, so some fast ones wait: {:?}",
+        done.iter().map(|d| d.0).collect::<Vec<_>>()
+    );
 }

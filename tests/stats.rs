@@ -12,7 +12,13 @@ fn the_job_identity_holds_after_a_mixed_run() {
         c.queue_depth = 2;
         c.job_timeout = Duration::from_millis(700);
     });
-    let targets = ["/slow_threaded?id=a&n=200", "/fail?id=b", "/slow_threaded?id=c&n=20000", "/fast?id=d", "/slow_threaded?id=e&n=300"];
+    let targets = [
+        "/slow_threaded?id=a&n=200",
+        "/fail?id=b",
+        "/slow_threaded?id=c&n=20000",
+        "/fast?id=d",
+        "/slow_threaded?id=e&n=300",
+    ];
     let threads: Vec<_> = (0..15)
         .map(|i| {
             let addr = server.addr;
@@ -24,16 +30,26 @@ fn the_job_identity_holds_after_a_mixed_run() {
     for s in &statuses {
         assert!([200, 500, 503, 504].contains(s), "{statuses:?}");
     }
-    let stats = wait_for_stats(&server, 10, |s| identity_holds(s) && s["compute_cores"][0]["queued"] == 0);
+    let stats = wait_for_stats(&server, 10, |s| {
+        identity_holds(s) && s["compute_cores"][0]["queued"] == 0
+    });
     assert!(identity_holds(&stats), "{stats}");
     let [accepted, completed, failed, rejected, timed_out, _] = jobs(&stats);
     let count = |code| statuses.iter().filter(|s| **s == code).count() as u64;
     assert_eq!(failed, count(500));
     assert_eq!(rejected, count(503));
     assert_eq!(timed_out, count(504));
-    assert_eq!(accepted, 12 - rejected, "every job request but the 503s entered a queue");
-    assert_eq!(completed, count(200) - 3, "the three /fast answers are not jobs");
-    assert_eq!(stats["io_cores"][0]["requests"].as_u64().unwrap() >= 15, true);
+    assert_eq!(
+        accepted,
+        12 - rejected,
+        "every job request but the 503s entered a queue"
+    );
+    assert_eq!(
+        completed,
+        count(200) - 3,
+        "the three /fast answers are not jobs"
+    );
+    assert!(stats["io_cores"][0]["requests"].as_u64().unwrap() >= 15);
 }
 
 #[test]
@@ -44,7 +60,10 @@ fn metrics_parse_as_prometheus_text() {
     server.get("/nowhere");
     let reply = server.get("/metrics");
     assert_eq!(reply.status, 200);
-    assert!(reply.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(reply
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     let text = reply.text();
     for family in [
         "heavylift_requests_total",
@@ -53,14 +72,18 @@ fn metrics_parse_as_prometheus_text() {
         "heavylift_queue_depth",
         "heavylift_open_connections",
     ] {
-        assert!(text.contains(&format!("# TYPE {family} ")), "{family} missing");
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "{family} missing"
+        );
     }
     assert!(text.contains("route=\"fast\",status=\"200\"} 1"));
     assert!(text.contains("route=\"other\",status=\"404\"} 1"));
     assert!(text.contains("heavylift_jobs_total{outcome=\"failed\"} 1"));
 
     // A real parser: prometheus_client's (installed by .ci/run).
-    let script = "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\n\
+    let script =
+        "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\n\
                   fams = {f.name: f for f in p(sys.stdin.read())}\n\
                   print(' '.join(sorted(fams)))\n\
                   assert fams['heavylift_job_duration_seconds'].type == 'histogram'\n\
@@ -72,7 +95,12 @@ fn metrics_parse_as_prometheus_text() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 is needed for this test");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

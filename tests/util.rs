@@ -27,10 +27,13 @@ impl TestServer {
     }
 
     pub fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
-        let mut config = ServeConfig::for_tests(one_io_one_compute());
+        let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), one_io_one_compute());
         tweak(&mut config);
         let handle = Server::start(config, routes::seed_router()).expect("server starts");
-        TestServer { addr: handle.local_addr(), handle: Some(handle) }
+        TestServer {
+            addr: handle.local_addr(),
+            handle: Some(handle),
+        }
     }
 
     pub fn handle(&self) -> &ServerHandle {
@@ -70,7 +73,11 @@ pub fn one_io_one_compute() -> CoreLayout {
     let cpus = CoreLayout::usable_cpus();
     let first = cpus[0];
     let last = cpus[cpus.len() - 1];
-    CoreLayout { io: vec![first], compute: vec![last], shared: first == last }
+    CoreLayout {
+        io: vec![first],
+        compute: vec![last],
+        shared: first == last,
+    }
 }
 
 /// A parsed HTTP response.
@@ -83,7 +90,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -141,7 +151,11 @@ pub fn read_reply(reader: &mut impl BufRead, head_only: bool) -> Option<Reply> {
         .unwrap_or(0);
     let mut body = vec![0; if head_only { 0 } else { len }];
     reader.read_exact(&mut body).ok()?;
-    Some(Reply { status, headers, body })
+    Some(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Sends raw bytes and reads everything until the server closes or `timeout` passes.
@@ -160,7 +174,10 @@ pub fn is_closed(stream: &mut TcpStream) -> bool {
         match stream.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
                 return false
             }
             Err(_) => return true,
@@ -169,7 +186,11 @@ pub fn is_closed(stream: &mut TcpStream) -> bool {
 }
 
 /// Polls `/stats` until `check` holds or about `secs` pass; returns the last document.
-pub fn wait_for_stats(server: &TestServer, secs: u64, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+pub fn wait_for_stats(
+    server: &TestServer,
+    secs: u64,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let stats = server.stats();
@@ -183,8 +204,18 @@ pub fn wait_for_stats(server: &TestServer, secs: u64, check: impl Fn(&serde_json
 /// The job counters of a `/stats` document.
 pub fn jobs(stats: &serde_json::Value) -> [u64; 6] {
     let j = &stats["jobs"];
-    ["accepted", "completed", "failed", "rejected", "timed_out", "cancelled"]
-        .map(|k| j[k].as_u64().unwrap_or_else(|| panic!("jobs.{k} missing in {stats}")))
+    [
+        "accepted",
+        "completed",
+        "failed",
+        "rejected",
+        "timed_out",
+        "cancelled",
+    ]
+    .map(|k| {
+        j[k].as_u64()
+            .unwrap_or_else(|| panic!("jobs.{k} missing in {stats}"))
+    })
 }
 
 /// accepted == completed + failed + timed_out + cancelled.

@@ -107,7 +107,10 @@ mod tests {
         assert!(t.start());
         assert!(!t.is_cancelled());
         assert!(t.finish(JobState::Completed));
-        assert!(!t.cancel(JobState::TimedOut), "a finished job cannot time out");
+        assert!(
+            !t.cancel(JobState::TimedOut),
+            "a finished job cannot time out"
+        );
         assert_eq!(t.state(), JobState::Completed);
     }
 

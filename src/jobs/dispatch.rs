@@ -69,7 +69,12 @@ impl Dispatcher {
             .collect();
         order.sort_unstable();
         let cancel = CancelToken::new();
-        let mut job = Job { id, reply_to: self.reply_to, cancel: cancel.clone(), work };
+        let mut job = Job {
+            id,
+            reply_to: self.reply_to,
+            cancel: cancel.clone(),
+            work,
+        };
         for (_, _, c) in order {
             let queued = &self.stats.compute[c].queued;
             if queued.fetch_add(1, AcqRel) >= self.queue_depth {

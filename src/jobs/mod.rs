@@ -79,12 +79,14 @@ pub fn outcome_response(outcome: JobOutcome) -> Response {
     match outcome {
         JobOutcome::Done(response) => response,
         JobOutcome::Panicked(msg) => Response::text(500, format!("Caught an exception: {msg}")),
-        JobOutcome::Rejected => {
-            Response::text(503, "every compute queue is full; retry later").with_header("Retry-After", "1")
-        }
+        JobOutcome::Rejected => Response::text(503, "every compute queue is full; retry later")
+            .with_header("Retry-After", "1"),
         JobOutcome::TimedOut(limit) => Response::text(
             504,
-            format!("job ran past the job timeout of {:.3} s and was cancelled", limit.as_secs_f64()),
+            format!(
+                "job ran past the job timeout of {:.3} s and was cancelled",
+                limit.as_secs_f64()
+            ),
         ),
     }
 }
@@ -106,13 +108,25 @@ mod tests {
 
     #[test]
     fn outcomes_map_to_statuses() {
-        assert_eq!(outcome_response(JobOutcome::Done(Response::text(200, "ok"))).status, 200);
+        assert_eq!(
+            outcome_response(JobOutcome::Done(Response::text(200, "ok"))).status,
+            200
+        );
         let r = outcome_response(JobOutcome::Panicked("boom".into()));
-        assert_eq!((r.status, r.body.as_slice()), (500, &b"Caught an exception: boom"[..]));
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (500, &b"Caught an exception: boom"[..])
+        );
         let r = outcome_response(JobOutcome::Rejected);
         assert_eq!(r.status, 503);
-        assert!(r.headers.iter().any(|(k, v)| *k == "Retry-After" && v == "1"));
-        assert_eq!(outcome_response(JobOutcome::TimedOut(Duration::from_secs(1))).status, 504);
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "Retry-After" && v == "1"));
+        assert_eq!(
+            outcome_response(JobOutcome::TimedOut(Duration::from_secs(1))).status,
+            504
+        );
     }
 
     #[test]

@@ -34,10 +34,8 @@ impl Pending {
     pub fn complete(&self, id: u64, outcome: JobOutcome) {
         let mut slots = self.slots.borrow_mut();
         if let Some(slot) = slots.get_mut(&id) {
-            if let Slot::Waiting(waker) = std::mem::replace(slot, Slot::Ready(outcome)) {
-                if let Some(w) = waker {
-                    w.wake();
-                }
+            if let Slot::Waiting(Some(waker)) = std::mem::replace(slot, Slot::Ready(outcome)) {
+                waker.wake();
             }
         }
     }

@@ -65,20 +65,40 @@ pub async fn run_compute_core(core: ComputeCore, mut jobs: Receivers<Job>, resul
     let tasks: Vec<_> = jobs
         .streams()
         .into_iter()
-        .map(|(_, stream)| glommio::spawn_local(drain_stream(core.clone(), stream, results.clone())))
+        .map(|(_, stream)| {
+            glommio::spawn_local(drain_stream(core.clone(), stream, results.clone()))
+        })
         .collect();
     for task in tasks {
         task.await;
     }
 }
 
-async fn drain_stream(core: ComputeCore, stream: ConnectedReceiver<Job>, results: Rc<Senders<Done>>) {
+async fn drain_stream(
+    core: ComputeCore,
+    stream: ConnectedReceiver<Job>,
+    results: Rc<Senders<Done>>,
+) {
     let stats = &core.stats.compute[core.index];
     while let Some(job) = stream.recv().await {
         stats.queued.fetch_sub(1, AcqRel);
         if let Some(outcome) = run_job(&core, job.work, &job.cancel) {
-            if results.send_to(job.reply_to, Done { id: job.id, outcome }).await.is_err() {
-                log::debug!("compute core {}: I/O core gone, result of job {} dropped", core.cpu, job.id);
+            if results
+                .send_to(
+                    job.reply_to,
+                    Done {
+                        id: job.id,
+                        outcome,
+                    },
+                )
+                .await
+                .is_err()
+            {
+                log::debug!(
+                    "compute core {}: I/O core gone, result of job {} dropped",
+                    core.cpu,
+                    job.id
+                );
             }
         }
         glommio::executor().yield_now().await;
@@ -87,14 +107,22 @@ async fn drain_stream(core: ComputeCore, stream: ConnectedReceiver<Job>, results
 
 /// Runs one job; returns the outcome to send back, or `None` when the job was
 /// cancelled (its canceller answered and counted it).
-fn run_job(core: &ComputeCore, work: super::JobFn, cancel: &super::CancelToken) -> Option<JobOutcome> {
+fn run_job(
+    core: &ComputeCore,
+    work: super::JobFn,
+    cancel: &super::CancelToken,
+) -> Option<JobOutcome> {
     let stats = &core.stats.compute[core.index];
     if !cancel.start() {
         return None;
     }
     stats.running.store(true, Relaxed);
     let started = Instant::now();
-    let ctx = JobContext { compute_core: core.cpu, cancel, shared_core: core.shared };
+    let ctx = JobContext {
+        compute_core: core.cpu,
+        cancel,
+        shared_core: core.shared,
+    };
     let result = run_caught(|| work(&ctx));
     stats.record_duration(started.elapsed().as_secs_f64());
     stats.running.store(false, Relaxed);

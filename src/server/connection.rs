@@ -39,7 +39,7 @@ const LINGER_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Debug)]
 enum Closed {
     /// The peer closed or reset the connection.
-    PeerClosed,
+    ByPeer,
     /// We answered with `Connection: close` (asked for, HTTP/1.0, or an error).
     Answered,
     IdleTimeout,
@@ -85,7 +85,10 @@ pub async fn serve(core: Rc<IoCore>, stream: TcpStream) {
         opened: Instant::now(),
     };
     let closed = conn.run().await;
-    log::debug!("connection closed after {} answers: {closed:?}", conn.answered);
+    log::debug!(
+        "connection closed after {} answers: {closed:?}",
+        conn.answered
+    );
 }
 
 struct Connection {
@@ -129,7 +132,10 @@ impl Connection {
             let (deadline, on_timeout) = if self.body.is_some() {
                 (now + cfg.header_timeout, Closed::HeaderTimeout)
             } else if !idle {
-                (self.head_since.unwrap_or(now) + cfg.header_timeout, Closed::HeaderTimeout)
+                (
+                    self.head_since.unwrap_or(now) + cfg.header_timeout,
+                    Closed::HeaderTimeout,
+                )
             } else if self.answered == 0 {
                 (self.opened + cfg.header_timeout, Closed::HeaderTimeout)
             } else {
@@ -137,7 +143,7 @@ impl Connection {
             };
             match self.read_until(deadline, idle).await {
                 ReadEvent::Data(n) => self.end += n,
-                ReadEvent::Eof => return Closed::PeerClosed,
+                ReadEvent::Eof => return Closed::ByPeer,
                 ReadEvent::TimedOut => return on_timeout,
                 ReadEvent::Shutdown => return Closed::Shutdown,
                 ReadEvent::Failed(err) => return Closed::Io(err),
@@ -192,7 +198,9 @@ impl Connection {
     /// Encodes the automatic answer to a bad request; the connection then closes.
     fn reject(&mut self, err: ParseError) -> Step {
         let response = Response::text(err.status(), err.reason());
-        self.core.stats.count_request(self.core.index, None, response.status);
+        self.core
+            .stats
+            .count_request(self.core.index, None, response.status);
         response.encode_into(&mut self.out, Version::Http11, false, false);
         log::debug!("bad request: {err}");
         Step::Close(Closed::Answered)
@@ -209,7 +217,11 @@ impl Connection {
                 Response::text(405, "method not allowed: use GET").with_header("Allow", "GET"),
             ),
             Some((index, handler)) => {
-                let request = Request { head: &head, io_core: core.cpu, stats: &core.stats };
+                let request = Request {
+                    head: &head,
+                    io_core: core.cpu,
+                    stats: &core.stats,
+                };
                 let response = match handler(&request) {
                     Action::Respond(response) => response,
                     Action::Inline(job) => self.run_inline(job),
@@ -239,7 +251,11 @@ impl Connection {
     /// Runs a job on this I/O core, blocking it (the `/slow` baseline).
     fn run_inline(&self, job: JobFn) -> Response {
         let cancel = CancelToken::new();
-        let ctx = JobContext { compute_core: self.core.cpu, cancel: &cancel, shared_core: false };
+        let ctx = JobContext {
+            compute_core: self.core.cpu,
+            cancel: &cancel,
+            shared_core: false,
+        };
         match run_caught(|| job(&ctx)) {
             Ok(Ok(response)) => response,
             Ok(Err(_)) => Response::text(500, "inline job stopped without being cancelled"),
@@ -256,10 +272,17 @@ impl Connection {
         }
         let core = self.core.clone();
         let Some((id, cancel)) = core.dispatcher.dispatch(job) else {
-            log::warn!("I/O core {}: job rejected, every compute queue is full (503)", core.cpu);
+            log::warn!(
+                "I/O core {}: job rejected, every compute queue is full (503)",
+                core.cpu
+            );
             return Some(outcome_response(JobOutcome::Rejected));
         };
-        let _guard = WaitGuard { core: &core, id, cancel: &cancel };
+        let _guard = WaitGuard {
+            core: &core,
+            id,
+            cancel: &cancel,
+        };
         let limit = core.config.job_timeout;
         let deadline = Instant::now() + limit;
         let mut timer_armed = true;
@@ -276,7 +299,8 @@ impl Connection {
                         if !timer_armed {
                             future::pending::<()>().await;
                         }
-                        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+                        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()))
+                            .await;
                         Waited::TimedOut
                     },
                     async {
@@ -294,14 +318,20 @@ impl Connection {
                     if cancel.cancel(JobState::TimedOut) {
                         pending.remove(id);
                         core.stats.io[core.index].timed_out.fetch_add(1, Relaxed);
-                        log::warn!("I/O core {}: job {id} ran past the job timeout of {limit:?} (504)", core.cpu);
+                        log::warn!(
+                            "I/O core {}: job {id} ran past the job timeout of {limit:?} (504)",
+                            core.cpu
+                        );
                         return Some(outcome_response(JobOutcome::TimedOut(limit)));
                     }
                     // The job finished at the same moment: its outcome is on the way.
                     timer_armed = false;
                 }
                 Waited::Read(Ok(0)) | Waited::Read(Err(_)) => {
-                    log::debug!("I/O core {}: client hung up while job {id} was pending", core.cpu);
+                    log::debug!(
+                        "I/O core {}: client hung up while job {id} was pending",
+                        core.cpu
+                    );
                     return None; // the guard cancels and counts the job
                 }
                 Waited::Read(Ok(n)) => self.end += n,
@@ -426,7 +456,9 @@ impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         let pending = &self.core.dispatcher.pending;
         if pending.remove(self.id) && self.cancel.cancel(JobState::Cancelled) {
-            self.core.stats.io[self.core.index].cancelled.fetch_add(1, Relaxed);
+            self.core.stats.io[self.core.index]
+                .cancelled
+                .fetch_add(1, Relaxed);
         }
     }
 }

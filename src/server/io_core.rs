@@ -44,7 +44,9 @@ struct ConnectionSlot(Rc<IoCore>);
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.0.open_total.fetch_sub(1, Ordering::AcqRel);
-        self.0.stats.io[self.0.index].open_connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.stats.io[self.0.index]
+            .open_connections
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -54,7 +56,9 @@ impl ConnectionSlot {
             core.open_total.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        core.stats.io[core.index].open_connections.fetch_add(1, Ordering::Relaxed);
+        core.stats.io[core.index]
+            .open_connections
+            .fetch_add(1, Ordering::Relaxed);
         Some(ConnectionSlot(core.clone()))
     }
 }
@@ -87,13 +91,19 @@ pub async fn run(core: Rc<IoCore>, listener: TcpListener) {
     })
     .await;
     if !drained {
-        log::warn!("I/O core {}: connections still open after {bound:?}; closing them", core.cpu);
+        log::warn!(
+            "I/O core {}: connections still open after {bound:?}; closing them",
+            core.cpu
+        );
     }
 }
 
 fn admit(core: &Rc<IoCore>, gate: &Gate, stream: TcpStream) {
     let Some(slot) = ConnectionSlot::try_take(core) else {
-        log::debug!("I/O core {}: --max-connections reached, closing a new connection", core.cpu);
+        log::debug!(
+            "I/O core {}: --max-connections reached, closing a new connection",
+            core.cpu
+        );
         return; // dropping the stream closes it
     };
     let _ = stream.set_nodelay(true);
@@ -106,6 +116,9 @@ fn admit(core: &Rc<IoCore>, gate: &Gate, stream: TcpStream) {
         Ok(task) => {
             task.detach();
         }
-        Err(err) => log::debug!("I/O core {}: not admitting a connection while stopping: {err}", core.cpu),
+        Err(err) => log::debug!(
+            "I/O core {}: not admitting a connection while stopping: {err}",
+            core.cpu
+        ),
     }
 }

@@ -86,13 +86,23 @@ impl Server {
         let mut spawn_errors = Vec::new();
 
         for &cpu in &layout.compute {
-            let (jobs, results, stop, stats, ready) =
-                (jobs.clone(), results.clone(), stop.clone(), stats.clone(), ready_tx.clone());
+            let (jobs, results, stop, stats, ready) = (
+                jobs.clone(),
+                results.clone(),
+                stop.clone(),
+                stats.clone(),
+                ready_tx.clone(),
+            );
             let shared = layout.shared;
             let name = format!("hl-compute-{cpu}");
             let spawned = builder(cpu, &name).spawn(move || async move {
                 let joined = future::or(
-                    async { Some(future::zip(jobs.join(Role::Consumer), results.join(Role::Producer)).await) },
+                    async {
+                        Some(
+                            future::zip(jobs.join(Role::Consumer), results.join(Role::Producer))
+                                .await,
+                        )
+                    },
                     async {
                         wait_for_stop(&stop).await;
                         None
@@ -100,7 +110,9 @@ impl Server {
                 )
                 .await;
                 let Some((Ok((_, jobs_rx)), Ok((results_tx, _)))) = joined else {
-                    let _ = ready.send(Err(format!("compute core {cpu} could not join the job meshes")));
+                    let _ = ready.send(Err(format!(
+                        "compute core {cpu} could not join the job meshes"
+                    )));
                     return;
                 };
                 let Some(index) = jobs_rx.consumer_id() else {
@@ -109,7 +121,12 @@ impl Server {
                 };
                 stats.compute[index].cpu.store(cpu, Ordering::Relaxed);
                 let _ = ready.send(Ok(()));
-                let core = ComputeCore { index, cpu, shared, stats };
+                let core = ComputeCore {
+                    index,
+                    cpu,
+                    shared,
+                    stats,
+                };
                 run_compute_core(core, jobs_rx, results_tx).await;
             });
             match spawned {
@@ -119,8 +136,13 @@ impl Server {
         }
 
         for (index, (&cpu, fd)) in layout.io.iter().zip(fds).enumerate() {
-            let (jobs, results, stop, stats, ready) =
-                (jobs.clone(), results.clone(), stop.clone(), stats.clone(), ready_tx.clone());
+            let (jobs, results, stop, stats, ready) = (
+                jobs.clone(),
+                results.clone(),
+                stop.clone(),
+                stats.clone(),
+                ready_tx.clone(),
+            );
             let (config, router, open_total) = (config.clone(), router.clone(), open_total.clone());
             let name = format!("hl-io-{cpu}");
             let spawned = builder(cpu, &name).spawn(move || async move {
@@ -128,7 +150,12 @@ impl Server {
                 // for this executor alone; ownership moves into the listener.
                 let listener = unsafe { TcpListener::from_raw_fd(fd) };
                 let joined = future::or(
-                    async { Some(future::zip(jobs.join(Role::Producer), results.join(Role::Consumer)).await) },
+                    async {
+                        Some(
+                            future::zip(jobs.join(Role::Producer), results.join(Role::Consumer))
+                                .await,
+                        )
+                    },
                     async {
                         wait_for_stop(&stop).await;
                         None
@@ -136,16 +163,27 @@ impl Server {
                 )
                 .await;
                 let Some((Ok((jobs_tx, _)), Ok((_, mut results_rx)))) = joined else {
-                    let _ = ready.send(Err(format!("I/O core {cpu} could not join the job meshes")));
+                    let _ =
+                        ready.send(Err(format!("I/O core {cpu} could not join the job meshes")));
                     return;
                 };
                 let Some(reply_to) = results_rx.consumer_id() else {
                     let _ = ready.send(Err(format!("I/O core {cpu} has no consumer id")));
                     return;
                 };
-                let dispatcher = Dispatcher::new(index, reply_to, jobs_tx, stats.clone(), config.queue_depth);
+                let dispatcher =
+                    Dispatcher::new(index, reply_to, jobs_tx, stats.clone(), config.queue_depth);
                 let shutdown = Rc::new(Shutdown::default());
-                let core = Rc::new(IoCore { index, cpu, config, router, stats, dispatcher, shutdown, open_total });
+                let core = Rc::new(IoCore {
+                    index,
+                    cpu,
+                    config,
+                    router,
+                    stats,
+                    dispatcher,
+                    shutdown,
+                    open_total,
+                });
                 for (_, stream) in results_rx.streams() {
                     let pending = core.dispatcher.pending.clone();
                     glommio::spawn_local(async move {
@@ -171,7 +209,12 @@ impl Server {
         }
         drop(ready_tx);
 
-        let handle = ServerHandle { addr, stop, stats, executors };
+        let handle = ServerHandle {
+            addr,
+            stop,
+            stats,
+            executors,
+        };
         if !spawn_errors.is_empty() {
             handle.abort();
             return Err(Error::Executor(spawn_errors.join("; ")));
@@ -186,7 +229,8 @@ impl Server {
                 Err(_) => {
                     let why = handle.abort();
                     return Err(Error::Executor(if why.is_empty() {
-                        "executors did not become ready (is RLIMIT_MEMLOCK at least 512 KiB?)".into()
+                        "executors did not become ready (is RLIMIT_MEMLOCK at least 512 KiB?)"
+                            .into()
                     } else {
                         why
                     }));
@@ -214,7 +258,10 @@ fn builder(cpu: usize, name: &str) -> LocalExecutorBuilder {
 /// checks that nobody (another heavylift included) holds the address, and
 /// settles port 0 to one real port for every listener.
 fn bind_listeners(addr: SocketAddr, count: usize) -> Result<(SocketAddr, Vec<RawFd>)> {
-    let bind_err = |source: std::io::Error| Error::Bind { addr: addr.to_string(), source };
+    let bind_err = |source: std::io::Error| Error::Bind {
+        addr: addr.to_string(),
+        source,
+    };
     let domain = Domain::for_address(addr);
     let probe = Socket::new(domain, Type::STREAM, None).map_err(bind_err)?;
     probe.set_reuse_address(true).map_err(bind_err)?;

@@ -40,7 +40,10 @@ impl Shutdown {
 
     /// Resolves once `fire` has been called.
     pub fn wait(&self) -> WaitShutdown<'_> {
-        WaitShutdown { shutdown: self, key: None }
+        WaitShutdown {
+            shutdown: self,
+            key: None,
+        }
     }
 }
 
@@ -66,7 +69,10 @@ impl Future for WaitShutdown<'_> {
                 k
             }
         };
-        self.shutdown.waiters.borrow_mut().insert(key, cx.waker().clone());
+        self.shutdown
+            .waiters
+            .borrow_mut()
+            .insert(key, cx.waker().clone());
         Poll::Pending
     }
 }
@@ -105,7 +111,11 @@ mod tests {
             assert!(future::block_on(future::poll_once(&mut w)).is_none());
             assert_eq!(s.waiters.borrow().len(), 1);
         }
-        assert_eq!(s.waiters.borrow().len(), 0, "a dropped waiter leaves nothing behind");
+        assert_eq!(
+            s.waiters.borrow().len(),
+            0,
+            "a dropped waiter leaves nothing behind"
+        );
         let mut w = s.wait();
         assert!(future::block_on(future::poll_once(&mut w)).is_none());
         s.fire();

@@ -1,0 +1,70 @@
+//! A server with a custom fast handler and a custom heavy job, registered
+//! through the same public API the `heavylift` binary uses for the seed routes.
+//!
+//! Run: `cargo run --release --example custom_job` then
+//! `curl 'http://127.0.0.1:8899/primes?below=5000000'` and `curl http://127.0.0.1:8899/hello`.
+
+use heavylift::{CoreLayout, Response, Router, ServeConfig, Server};
+
+/// Counts primes below `limit`, checking for cancellation every 10,000 numbers.
+fn count_primes(limit: u64, mut should_stop: impl FnMut() -> bool) -> Option<u64> {
+    let mut count = 0;
+    for n in 2..limit {
+        if n % 10_000 == 0 && should_stop() {
+            return None;
+        }
+        if (2..).take_while(|d| d * d <= n).all(|d| n % d != 0) {
+            count += 1;
+        }
+    }
+    Some(count)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Info)
+        .init();
+    let router = Router::new()
+        .fast("/hello", |req| {
+            Response::text(200, format!("hello from I/O core {}", req.io_core))
+        })
+        .offload("/primes", |req| {
+            let below: u64 = heavylift::http::query::query_param(req.query(), "below")
+                .and_then(|v| v.parse().ok())
+                .filter(|v| (2..=50_000_000).contains(v))
+                .ok_or_else(|| Response::text(400, "use ?below=N with 2 <= N <= 50000000"))?;
+            Ok(Box::new(move |ctx| {
+                let count =
+                    count_primes(below, || ctx.should_stop()).ok_or(heavylift::Cancelled)?;
+                Ok(Response::text(
+                    200,
+                    format!(
+                        "{count} primes below {below} (compute core {})",
+                        ctx.compute_core
+                    ),
+                ))
+            }))
+        });
+    let cpus = CoreLayout::usable_cpus();
+    let layout = CoreLayout::resolve(&cpus, None, None, None)?;
+    let config = ServeConfig::new("127.0.0.1:8899".parse()?, layout);
+    let server = Server::start(config, router)?;
+    println!(
+        "listening on http://{}; Ctrl-C to stop",
+        server.local_addr()
+    );
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])?;
+    signals.forever().next();
+    server.stop();
+    server.join()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_primes_and_stops() {
+        assert_eq!(super::count_primes(100, || false), Some(25));
+        assert_eq!(super::count_primes(100_000, || true), None);
+    }
+}
