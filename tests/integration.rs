@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod client;
 mod http_conformance;
 mod overload;
 mod routes;

@@ -183,7 +183,7 @@ fn seed_scenario(
 #[test]
 fn seed_scenario_offloaded_every_fast_before_the_first_slow() {
     let server = TestServer::start();
-    let done = seed_scenario(&server, "slow_threaded", 6000, 3, 20);
+    let done = seed_scenario(&server, "slow_threaded", 10000, 3, 20);
     let first_slow = done.iter().position(|(k, _)| *k == "slow").unwrap();
     assert_eq!(
         first_slow,
