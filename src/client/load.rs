@@ -92,10 +92,10 @@ pub fn run(config: &LoadConfig) -> anyhow::Result<ExitCode> {
         out.flush()?;
     }
     let done = Rc::new(RefCell::new(Vec::with_capacity(plan.len())));
-    let start = Instant::now();
     let sink = done.clone();
     let cfg = config.clone();
-    run_on_executor(async move {
+    let start = run_on_executor(async move {
+        let start = Instant::now();
         let mut tasks = Vec::with_capacity(plan.len());
         for (kind, id) in plan {
             let request = get_request(&cfg.target.host, &path_of(&cfg, kind, id));
@@ -115,6 +115,7 @@ pub fn run(config: &LoadConfig) -> anyhow::Result<ExitCode> {
         for task in tasks {
             task.await;
         }
+        start
     })?;
     let total = start.elapsed();
     let done = done.take();

@@ -172,7 +172,12 @@ where
         .context(
             "cannot start the glommio executor (needs Linux >= 5.8 and RLIMIT_MEMLOCK >= 512 KiB)",
         )?;
-    Ok(executor.run(fut))
+    Ok(executor.run(async {
+        // glommio 0.9 registers membarrier lazily on an executor's first
+        // sleep, which can cost tens of ms: pay it before any clock starts.
+        glommio::timer::sleep(Duration::from_micros(100)).await;
+        fut.await
+    }))
 }
 
 /// Milliseconds with precision that suits the size: `0.41`, `60.1`, `1234`.
