@@ -39,7 +39,22 @@ use shutdown::{relay_stop, wait_for_stop, Shutdown};
 const BACKLOG: i32 = 1024;
 /// How often executors check their share of the preemption budget: low, so a
 /// busy core still notices channel messages and timers within a millisecond.
+/// Compute cores (and both roles on a shared core) use it.
 const PREEMPT_TIMER: Duration = Duration::from_millis(1);
+/// Preempt timer of I/O cores on a layout with reserved compute cores. Their
+/// tasks are short, so the timer never has to cut one off; it is only re-armed
+/// on every loop turn. Longer than the kernel tick (4 ms at HZ=250), re-arming
+/// it stops reprogramming the CPU's timer each turn: the offload round trip at
+/// one connection went from ~90 to ~63 us at p50 (bench-results/, issue #7).
+const IO_PREEMPT_TIMER: Duration = Duration::from_millis(5);
+/// How long an idle executor keeps polling before it parks, when I/O and
+/// compute have CPUs of their own. A job (or its result) arriving within that
+/// window skips the eventfd wake-up and the membarrier of parking: the
+/// offload round trip went from ~100 to ~25 us at p50. Idle cost: an I/O core
+/// wakes every 20 ms to check for shutdown and then polls this long (~0.5% of
+/// a CPU); a compute core polls this long after each job. Never on a shared
+/// core, where polling would take the CPU from the other role.
+const SPIN_BEFORE_PARK: Duration = Duration::from_micros(100);
 /// Registered buffer memory per executor; the network path does not use it,
 /// and the default (10 MiB x 3 rings) trips RLIMIT_MEMLOCK for normal users.
 const IO_MEMORY: usize = 64 << 10;
@@ -95,7 +110,7 @@ impl Server {
             );
             let shared = layout.shared;
             let name = format!("hl-compute-{cpu}");
-            let spawned = builder(cpu, &name).spawn(move || async move {
+            let spawned = builder(cpu, &name, CoreRole::Compute, shared).spawn(move || async move {
                 let joined = future::or(
                     async {
                         Some(
@@ -145,7 +160,7 @@ impl Server {
             );
             let (config, router, open_total) = (config.clone(), router.clone(), open_total.clone());
             let name = format!("hl-io-{cpu}");
-            let spawned = builder(cpu, &name).spawn(move || async move {
+            let spawned = builder(cpu, &name, CoreRole::Io, layout.shared).spawn(move || async move {
                 // SAFETY: `fd` is a listening socket created by `bind_listeners`
                 // for this executor alone; ownership moves into the listener.
                 let listener = unsafe { TcpListener::from_raw_fd(fd) };
@@ -247,11 +262,29 @@ impl Server {
     }
 }
 
-fn builder(cpu: usize, name: &str) -> LocalExecutorBuilder {
-    LocalExecutorBuilder::new(Placement::Fixed(cpu))
+/// What an executor runs, for its scheduler settings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CoreRole {
+    Io,
+    Compute,
+}
+
+/// One pinned executor; `shared` is `CoreLayout::shared` (I/O and compute on
+/// one CPU), where neither role may poll.
+fn builder(cpu: usize, name: &str, role: CoreRole, shared: bool) -> LocalExecutorBuilder {
+    let preempt = match role {
+        CoreRole::Io if !shared => IO_PREEMPT_TIMER,
+        _ => PREEMPT_TIMER,
+    };
+    let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(name)
         .io_memory(IO_MEMORY)
-        .preempt_timer(PREEMPT_TIMER)
+        .preempt_timer(preempt);
+    if shared {
+        builder
+    } else {
+        builder.spin_before_park(SPIN_BEFORE_PARK)
+    }
 }
 
 /// Binds `count` SO_REUSEPORT listeners on one address. A plain bind first
