@@ -21,6 +21,8 @@
 #      req/s ratios, median p99.
 #   b  the same fast load while a second wrk keeps 2 connections per compute
 #      core on /slow_threaded (default n = 2000).
+#   b0 control for b: nginx under the same fast load while a plain busy loop
+#      holds the compute CPU (which wrk shares): what the layout allows.
 #   c  the same with /slow (the job runs inline on the I/O core).
 #   d  the seed scenario: `heavylift load` (3 slow at ~1 s, n = D_N, + 20 fast).
 #   e  offload overhead: wrk -c1 on /fast and on /slow_threaded?id=1&n=1; the
@@ -44,7 +46,7 @@ else
 fi
 ROUNDS=${ROUNDS:-2}
 # Job size for (d): one job takes about a second on the reference machine.
-D_N=${D_N:-7000}
+D_N=${D_N:-10000}
 SVG=${SVG:-1}
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -60,6 +62,7 @@ command -v python3 >/dev/null || need_apt+=(python3)
 command -v taskset >/dev/null || need_apt+=(util-linux)
 command -v git >/dev/null || need_apt+=(git)
 command -v cc >/dev/null || need_apt+=(gcc)
+[ -x /usr/bin/time ] || need_apt+=(time)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]} with apt-get"
   # Others may hold the dpkg lock (another install): wait for it instead of failing.
@@ -90,7 +93,7 @@ fi
 
 # ---------------------------------------------------------------- output
 host=$(hostname -s 2>/dev/null || hostname)
-OUT=${OUT:-bench-results/$(date +%F)-$host$([ "$QUICK" = 1 ] && echo -quick)}
+OUT=${OUT:-bench-results/$(date +%F)-$host$([ "$QUICK" = 1 ] && echo -quick || true)}
 RAW=$OUT/raw
 mkdir -p "$RAW"
 rm -f "$RAW"/* "$OUT"/{table.txt,summary.json,runs.tsv,machine.txt,commands.txt,timeline.svg}
@@ -117,7 +120,7 @@ cmd cargo bench --bench heavy --no-run --quiet 2>/dev/null
   echo "kernel:       $(uname -srm)"
   echo "cpu:          $(lscpu | sed -n 's/^Model name: *//p' | head -1), $ncpu CPUs usable ($usable), $(lscpu | sed -n 's/^Thread(s) per core: *//p') thread(s)/core, $(lscpu | sed -n 's/^Hypervisor vendor: *//p' | sed 's/^$/bare metal/;s/^\(.\)/\1/') hypervisor"
   echo "memory:       $(free -g | awk '/^Mem:/{print $2" GiB"}')"
-  echo "commit:       $(git rev-parse HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' + uncommitted changes in src/')"
+  echo "commit:       $(git rev-parse HEAD)$(git diff --quiet HEAD -- src benches scripts Cargo.toml Cargo.lock || echo ' + uncommitted changes')"
   echo "branch:       $(git rev-parse --abbrev-ref HEAD)"
   echo "rustc:        $(rustc -V)"
   echo "glommio:      $(awk '/name = "glommio"/{getline; print $3}' Cargo.lock | tr -d '"')"
@@ -236,19 +239,24 @@ cpu_ticks() {
 }
 hz=$(getconf CLK_TCK)
 
-# wrk_run NAME SERVER_PID WRK_ARGS...: one pinned wrk run; prints its JSON, server CPU % added.
+# wrk_run NAME SERVER_PID WRK_ARGS...: one pinned wrk run; prints its JSON with
+# the server's and wrk's CPU use added (100 = one CPU busy for the whole run).
 wrk_run() {
   local name=$1 pid=$2
   shift 2
   local t0 t1 s0 s1
   t0=$(cpu_ticks "$pid") s0=$(date +%s.%N)
-  cmd taskset -c "$CLIENT_CPUS" wrk "$@" >"$RAW/$name.txt" 2>&1 || true
+  cmd taskset -c "$CLIENT_CPUS" /usr/bin/time -f '%P' -o "$RAW/$name.time" wrk "$@" >"$RAW/$name.txt" 2>&1 || true
   t1=$(cpu_ticks "$pid") s1=$(date +%s.%N)
-  python3 - "$RAW/$name.txt" "$t0" "$t1" "$s0" "$s1" "$hz" <<'EOF'
+  python3 - "$RAW/$name.txt" "$t0" "$t1" "$s0" "$s1" "$hz" "$RAW/$name.time" <<'EOF'
 import json, subprocess, sys
-f, t0, t1, s0, s1, hz = sys.argv[1:]
+f, t0, t1, s0, s1, hz, timef = sys.argv[1:]
 d = json.loads(subprocess.check_output([sys.executable, "scripts/bench/wrk_parse.py", f]))
 d["server_cpu_pct"] = round(100 * (int(t1) - int(t0)) / int(hz) / (float(s1) - float(s0)), 1)
+try:
+    d["client_cpu_pct"] = float(open(timef).read().split()[-1].rstrip("%"))
+except (OSError, ValueError, IndexError):
+    d["client_cpu_pct"] = None
 print(json.dumps(d))
 EOF
 }
@@ -256,7 +264,7 @@ EOF
 # record_wrk ROUND SCENARIO SUBJECT RUN JSON
 record_wrk() {
   local k v
-  for k in rps p50_ms p99_ms server_cpu_pct errors non_2xx; do
+  for k in rps p50_ms p99_ms server_cpu_pct client_cpu_pct errors non_2xx; do
     v=$(python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$5" "$k")
     record "$1" "$2" "$3" "$4" "$k" "$v"
   done
@@ -309,6 +317,25 @@ scenario_bc() {
   j=$(python3 scripts/bench/wrk_parse.py "$RAW/$s$r-slow.txt")
   record_wrk "$r" "$s" slow 1 "$j"
   stop_heavylift
+}
+
+# The layout's own limit for (b): nginx with the compute CPU (where wrk also
+# runs) kept busy by a plain busy loop instead of jobs.
+scenario_b0() {
+  local r=$1
+  note_load "$r" b0
+  start_nginx
+  log "round $r (b0): nginx fast wrk -c32 while a busy loop holds CPU $COMPUTE_CPU"
+  logcmd taskset -c "$COMPUTE_CPU" sh -c 'while :; do :; done'
+  taskset -c "$COMPUTE_CPU" sh -c 'while :; do :; done' &
+  local hog=$!
+  sleep 0.5
+  local j
+  j=$(wrk_run "b0$r-nginx" "$NGX_PID" -t1 -c32 -d"${B_SECS}s" --latency "$(fast_url "$NGX_ADDR")")
+  record_wrk "$r" b0 nginx 1 "$j"
+  kill "$hog" 2>/dev/null || true
+  wait "$hog" 2>/dev/null || true
+  stop_nginx
 }
 
 scenario_d() {
@@ -380,6 +407,7 @@ started=$(date +%s)
 for r in $(seq "$ROUNDS"); do
   scenario_a "$r"
   scenario_bc "$r" b slow_threaded
+  scenario_b0 "$r"
   scenario_bc "$r" c slow
   scenario_d "$r"
   scenario_e "$r"

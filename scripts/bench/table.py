@@ -8,7 +8,8 @@ value). One column per round, so both runs of every scenario are visible;
 the last column says whether the issue's target was met in each round.
 Aggregates: (a) the geometric mean of the per-pair heavylift/nginx req/s
 ratios and the median p99 over the runs of a round; (b)/(c) fast req/s as a
-ratio to the same round's heavylift (a) median; (e) the difference of the
+ratio to the same round's heavylift (a) median, and (b0) nginx with a busy
+loop on the compute CPU as the layout's own limit for (b); (e) the difference of the
 medians of the /slow_threaded?n=1 and /fast p50s; (f) CPython ms / heavylift ms.
 """
 
@@ -63,6 +64,11 @@ def summarize(data, r):
     s["a_ng_p99_ms"] = median(values(data, r, "a", "nginx", "p99_ms").values())
     s["a_hl_cpu_pct"] = median(values(data, r, "a", "heavylift", "server_cpu_pct").values())
     s["a_ng_cpu_pct"] = median(values(data, r, "a", "nginx", "server_cpu_pct").values())
+    s["a_hl_client_cpu_pct"] = median(values(data, r, "a", "heavylift", "client_cpu_pct").values())
+    s["a_ng_client_cpu_pct"] = median(values(data, r, "a", "nginx", "client_cpu_pct").values())
+    s["b0_ng_rps"] = one(data, r, "b0", "nginx", "rps")
+    s["b0_ng_p99_ms"] = one(data, r, "b0", "nginx", "p99_ms")
+    s["b0_ratio_to_a"] = s["b0_ng_rps"] / s["a_ng_rps"] if s["b0_ng_rps"] and s["a_ng_rps"] else None
     s["a_hl_errors"] = sum(values(data, r, "a", "heavylift", "errors").values()) + sum(
         values(data, r, "a", "heavylift", "non_2xx").values())
     for sc in "bc":
@@ -84,7 +90,7 @@ def summarize(data, r):
     s["e_fast_rps"] = median(values(data, r, "e", "fast", "rps").values())
     s["e_offload_rps"] = median(values(data, r, "e", "offload", "rps").values())
     s["idle_cpu_pct"] = one(data, r, "idle", "heavylift", "cpu_pct")
-    loads = [one(data, r, "env", sc, "loadavg1") for sc in "abcdef"]
+    loads = [one(data, r, "env", sc, "loadavg1") for sc in ("a", "b", "b0", "c", "d", "e", "f")]
     loads = [x for x in loads if x is not None]
     s["loadavg1_max"] = max(loads) if loads else None
     for n in (2000, 3500):
@@ -115,10 +121,15 @@ ROWS = [
     ("a  nginx p99 ms (median of runs)", "a_ng_p99_ms", ".3f", "", None),
     ("a  server CPU %, heavylift (median)", "a_hl_cpu_pct", ".0f", "", None),
     ("a  server CPU %, nginx (median)", "a_ng_cpu_pct", ".0f", "", None),
+    ("a  wrk CPU %, against heavylift (median)", "a_hl_client_cpu_pct", ".0f", "", None),
+    ("a  wrk CPU %, against nginx (median)", "a_ng_client_cpu_pct", ".0f", "", None),
     ("b  fast req/s, /slow_threaded busy", "b_fast_rps", ",.0f", "", None),
     ("b    as a share of its own (a)", "b_ratio_to_a", ".2f", ">= 0.55x", lambda v: v >= 0.55),
     ("b  fast p99 ms", "b_fast_p99_ms", ".3f", "<= 2 ms", lambda v: v <= 2.0),
     ("b  slow jobs/s (n=2000)", "b_slow_rps", ".1f", "", None),
+    ("b0 nginx fast req/s, busy loop on compute CPU", "b0_ng_rps", ",.0f", "", None),
+    ("b0   as a share of nginx (a)", "b0_ratio_to_a", ".2f", "", None),
+    ("b0 nginx fast p99 ms, busy loop", "b0_ng_p99_ms", ".3f", "", None),
     ("c  fast req/s, /slow (inline) busy", "c_fast_rps", ",.0f", "", None),
     ("c    as a share of its own (a)", "c_ratio_to_a", ".2f", "", None),
     ("c  fast p99 ms", "c_fast_p99_ms", ".3f", "", None),
