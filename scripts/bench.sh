@@ -238,25 +238,40 @@ cpu_ticks() {
   echo "$total"
 }
 hz=$(getconf CLK_TCK)
+# Busy clock ticks of the whole machine so far (all CPUs, idle and iowait
+# excluded), minus those of our own helper processes listed in OURS (the slow
+# wrk of b/c, the busy loop of b0).
+OURS=''
+busy_ticks() {
+  local total p
+  total=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat)
+  for p in $OURS; do total=$((total - $(cpu_ticks "$p"))); done
+  echo "$total"
+}
 
 # wrk_run NAME SERVER_PID WRK_ARGS...: one pinned wrk run; prints its JSON with
 # the server's and wrk's CPU use added (100 = one CPU busy for the whole run).
 wrk_run() {
   local name=$1 pid=$2
   shift 2
-  local t0 t1 s0 s1
-  t0=$(cpu_ticks "$pid") s0=$(date +%s.%N)
+  local t0 t1 s0 s1 m0 m1
+  t0=$(cpu_ticks "$pid") m0=$(busy_ticks) s0=$(date +%s.%N)
   cmd taskset -c "$CLIENT_CPUS" /usr/bin/time -f '%P' -o "$RAW/$name.time" wrk "$@" >"$RAW/$name.txt" 2>&1 || true
-  t1=$(cpu_ticks "$pid") s1=$(date +%s.%N)
-  python3 - "$RAW/$name.txt" "$t0" "$t1" "$s0" "$s1" "$hz" "$RAW/$name.time" <<'EOF'
+  t1=$(cpu_ticks "$pid") m1=$(busy_ticks) s1=$(date +%s.%N)
+  python3 - "$RAW/$name.txt" "$t0" "$t1" "$s0" "$s1" "$hz" "$RAW/$name.time" "$m0" "$m1" <<'EOF'
 import json, subprocess, sys
-f, t0, t1, s0, s1, hz, timef = sys.argv[1:]
+f, t0, t1, s0, s1, hz, timef, m0, m1 = sys.argv[1:]
 d = json.loads(subprocess.check_output([sys.executable, "scripts/bench/wrk_parse.py", f]))
-d["server_cpu_pct"] = round(100 * (int(t1) - int(t0)) / int(hz) / (float(s1) - float(s0)), 1)
+secs = float(s1) - float(s0)
+d["server_cpu_pct"] = round(100 * (int(t1) - int(t0)) / int(hz) / secs, 1)
 try:
     d["client_cpu_pct"] = float(open(timef).read().split()[-1].rstrip("%"))
 except (OSError, ValueError, IndexError):
     d["client_cpu_pct"] = None
+# Everything else the machine ran meanwhile (other people's builds and
+# tests): the noise indicator of this run.
+busy = 100 * (int(m1) - int(m0)) / int(hz) / secs
+d["others_cpu_pct"] = round(max(0.0, busy - d["server_cpu_pct"] - (d["client_cpu_pct"] or 0)), 1)
 print(json.dumps(d))
 EOF
 }
@@ -264,7 +279,7 @@ EOF
 # record_wrk ROUND SCENARIO SUBJECT RUN JSON
 record_wrk() {
   local k v
-  for k in rps p50_ms p99_ms server_cpu_pct client_cpu_pct errors non_2xx; do
+  for k in rps p50_ms p99_ms server_cpu_pct client_cpu_pct others_cpu_pct errors non_2xx; do
     v=$(python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$5" "$k")
     record "$1" "$2" "$3" "$4" "$k" "$v"
   done
@@ -311,7 +326,9 @@ scenario_bc() {
   local slow=$!
   sleep 1 # the compute core (or, for /slow, the I/O core) is busy from here on
   local j
+  OURS=$slow
   j=$(wrk_run "$s$r-fast" "$HL_PID" -t1 -c32 -d"${B_SECS}s" --latency "$(fast_url "$HL_ADDR")")
+  OURS=''
   record_wrk "$r" "$s" fast 1 "$j"
   wait "$slow" || true
   j=$(python3 scripts/bench/wrk_parse.py "$RAW/$s$r-slow.txt")
@@ -331,7 +348,9 @@ scenario_b0() {
   local hog=$!
   sleep 0.5
   local j
+  OURS=$hog
   j=$(wrk_run "b0$r-nginx" "$NGX_PID" -t1 -c32 -d"${B_SECS}s" --latency "$(fast_url "$NGX_ADDR")")
+  OURS=''
   record_wrk "$r" b0 nginx 1 "$j"
   kill "$hog" 2>/dev/null || true
   wait "$hog" 2>/dev/null || true

@@ -66,6 +66,13 @@ def summarize(data, r):
     s["a_ng_cpu_pct"] = median(values(data, r, "a", "nginx", "server_cpu_pct").values())
     s["a_hl_client_cpu_pct"] = median(values(data, r, "a", "heavylift", "client_cpu_pct").values())
     s["a_ng_client_cpu_pct"] = median(values(data, r, "a", "nginx", "client_cpu_pct").values())
+    s["a_others_cpu_pct"] = median(list(values(data, r, "a", "heavylift", "others_cpu_pct").values())
+                                   + list(values(data, r, "a", "nginx", "others_cpu_pct").values()))
+    s["a_others_cpu_pct_max"] = max(list(values(data, r, "a", "heavylift", "others_cpu_pct").values())
+                                    + list(values(data, r, "a", "nginx", "others_cpu_pct").values()),
+                                    default=None)
+    for sc, subj in (("b", "fast"), ("b0", "nginx"), ("c", "fast")):
+        s[f"{sc}_others_cpu_pct"] = one(data, r, sc, subj, "others_cpu_pct")
     s["b0_ng_rps"] = one(data, r, "b0", "nginx", "rps")
     s["b0_ng_p99_ms"] = one(data, r, "b0", "nginx", "p99_ms")
     s["b0_ratio_to_a"] = s["b0_ng_rps"] / s["a_ng_rps"] if s["b0_ng_rps"] and s["a_ng_rps"] else None
@@ -148,6 +155,11 @@ ROWS = [
     ("f  heavy job n=3500, CPython ms", "f_cpython_n3500_ms", ".1f", "", None),
     ("f    speedup n=3500", "f_speedup_n3500", ".2f", "", None),
     ("   heavylift idle CPU % (after load, 2 s)", "idle_cpu_pct", ".1f", "", None),
+    ("   other processes' CPU % during (a), median", "a_others_cpu_pct", ".0f", "", None),
+    ("   other processes' CPU % during (a), worst run", "a_others_cpu_pct_max", ".0f", "", None),
+    ("   other processes' CPU % during (b)", "b_others_cpu_pct", ".0f", "", None),
+    ("   other processes' CPU % during (b0)", "b0_others_cpu_pct", ".0f", "", None),
+    ("   other processes' CPU % during (c)", "c_others_cpu_pct", ".0f", "", None),
     ("   highest 1-min load average at a scenario start", "loadavg1_max", ".2f", "", None),
 ]
 
@@ -172,6 +184,8 @@ def main(argv):
             met[key] = word
             line += f"  {word}"
         lines.append(line.rstrip())
+    lines.append("(other processes' CPU %: the machine's busy time minus the server's, this wrk's")
+    lines.append(" and the slow wrk's or busy loop's; 200 = both CPUs. The noise indicator.)")
     print("\n".join(lines))
     with open(os.path.join(folder, "summary.json"), "w") as f:
         json.dump({"rounds": {str(r): sums[r] for r in rounds}, "targets_met": met}, f, indent=1,
