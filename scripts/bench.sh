@@ -159,11 +159,12 @@ wait_listening() {
 # start_heavylift NAME: heavylift on a free loopback port (port 0); sets HL_ADDR.
 start_heavylift() {
   local log=$RAW/$1.server.log
+  : >"$log" # exists before the server's own redirection does, for the poll below
   logcmd "$BIN" serve --listen 127.0.0.1:0 "${LAYOUT[@]}" --log-level info
   "$BIN" serve --listen 127.0.0.1:0 "${LAYOUT[@]}" --log-level info >"$log" 2>&1 &
   HL_PID=$!
   for _ in $(seq 200); do
-    HL_ADDR=$(sed -n 's|.*listening on http://\([0-9.:]*\).*|\1|p' "$log" | head -1)
+    HL_ADDR=$(sed -n 's|.*listening on http://\([0-9.:]*\).*|\1|p' "$log" | head -1 || true)
     [ -n "$HL_ADDR" ] && break
     kill -0 "$HL_PID" 2>/dev/null || { cat "$log" >&2; die "heavylift did not start"; }
     sleep 0.05
