@@ -30,7 +30,7 @@
 #   f  the heavy job in-process (`cargo bench --bench heavy`) beside CPython's
 #      math.factorial loop (scripts/python_baseline.py), both on the compute CPU.
 # Also: the server's idle CPU use (after a load, 2 s), and one
-# `heavylift bench --svg` timeline (SVG=0 skips it).
+# `heavylift bench --svg` timeline (SVG=0 skips it; QUICK=1 implies SVG=0).
 #
 # Knobs (environment): QUICK, ROUNDS, PAIRS, A_SECS, B_SECS, E_SECS, D_N,
 # IO_CPU, COMPUTE_CPU, CLIENT_CPUS, OUT (results folder), SVG.
@@ -47,7 +47,7 @@ fi
 ROUNDS=${ROUNDS:-2}
 # Job size for (d): one job takes about a second on the reference machine.
 D_N=${D_N:-10000}
-SVG=${SVG:-1}
+SVG=${SVG:-$([ "$QUICK" = 1 ] && echo 0 || echo 1)}
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf 'bench.sh: error: %s\n' "$*" >&2; exit 2; }
