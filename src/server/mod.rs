@@ -20,7 +20,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use futures_lite::future;
-use glommio::channels::channel_mesh::{MeshBuilder, Partial, Role};
+use glommio::channels::channel_mesh::{MeshBuilder, Partial, Receivers, Role, Senders};
 use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::{Domain, Socket, Type};
@@ -96,20 +96,8 @@ impl Server {
             let shared = layout.shared;
             let name = format!("hl-compute-{cpu}");
             let spawned = builder(cpu, &name).spawn(move || async move {
-                let joined = future::or(
-                    async {
-                        Some(
-                            future::zip(jobs.join(Role::Consumer), results.join(Role::Producer))
-                                .await,
-                        )
-                    },
-                    async {
-                        wait_for_stop(&stop).await;
-                        None
-                    },
-                )
-                .await;
-                let Some((Ok((_, jobs_rx)), Ok((results_tx, _)))) = joined else {
+                let joined = join_meshes(jobs, results, (Role::Consumer, Role::Producer), &stop);
+                let Some(((_, jobs_rx), (results_tx, _))) = joined.await else {
                     let _ = ready.send(Err(format!(
                         "compute core {cpu} could not join the job meshes"
                     )));
@@ -149,20 +137,8 @@ impl Server {
                 // SAFETY: `fd` is a listening socket created by `bind_listeners`
                 // for this executor alone; ownership moves into the listener.
                 let listener = unsafe { TcpListener::from_raw_fd(fd) };
-                let joined = future::or(
-                    async {
-                        Some(
-                            future::zip(jobs.join(Role::Producer), results.join(Role::Consumer))
-                                .await,
-                        )
-                    },
-                    async {
-                        wait_for_stop(&stop).await;
-                        None
-                    },
-                )
-                .await;
-                let Some((Ok((jobs_tx, _)), Ok((_, mut results_rx)))) = joined else {
+                let joined = join_meshes(jobs, results, (Role::Producer, Role::Consumer), &stop);
+                let Some(((jobs_tx, _), (_, mut results_rx))) = joined.await else {
                     let _ =
                         ready.send(Err(format!("I/O core {cpu} could not join the job meshes")));
                     return;
@@ -244,6 +220,28 @@ impl Server {
             if layout.shared { ", shared" } else { "" }
         );
         Ok(handle)
+    }
+}
+
+type Joined<T> = (Senders<T>, Receivers<T>);
+
+/// Joins both meshes at once (joining one after the other deadlocks against
+/// an executor that joins in the other order); gives up if the server stops
+/// first, as it does when another executor failed to start.
+async fn join_meshes(
+    jobs: MeshBuilder<Job, Partial>,
+    results: MeshBuilder<Done, Partial>,
+    (jobs_role, results_role): (Role, Role),
+    stop: &AtomicBool,
+) -> Option<(Joined<Job>, Joined<Done>)> {
+    let both = async { Some(future::zip(jobs.join(jobs_role), results.join(results_role)).await) };
+    let stopped = async {
+        wait_for_stop(stop).await;
+        None
+    };
+    match future::or(both, stopped).await? {
+        (Ok(jobs), Ok(results)) => Some((jobs, results)),
+        _ => None,
     }
 }
 
