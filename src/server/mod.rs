@@ -74,7 +74,9 @@ impl Server {
         let stats = Arc::new(Stats::new(&layout.io, &layout.compute, router.labels()));
         let n_io = layout.io.len();
         let n_compute = layout.compute.len();
-        let jobs_cap = config.queue_depth.next_power_of_two();
+        // Room for the waiting jobs and the one the compute core has not yet
+        // taken off the channel, so an admitted job always fits.
+        let jobs_cap = (config.queue_depth + 1).next_power_of_two();
         let results_cap = (config.queue_depth + 1).next_power_of_two().max(16);
         let jobs = MeshBuilder::<Job, Partial>::partial(n_io + n_compute, jobs_cap);
         let results = MeshBuilder::<Done, Partial>::partial(n_io + n_compute, results_cap);
