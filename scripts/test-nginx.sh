@@ -196,7 +196,6 @@ def main():
 
 sys.exit(main())
 PY
-py() { python3 "$work/check.py" "$@"; }
 # field JSON EXPR: prints EXPR evaluated with v = the parsed JSON ("error" if it cannot).
 field() {
   python3 -c '
