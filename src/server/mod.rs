@@ -55,7 +55,12 @@ pub struct ServerHandle {
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     executors: Vec<(String, ExecutorJoinHandle<()>)>,
+    /// How long `join` waits for the executors after `stop`.
+    join_bound: Duration,
 }
+
+/// Extra time `join` allows beyond the drain bound (job timeout + 1 s).
+const JOIN_GRACE: Duration = Duration::from_secs(5);
 
 impl Server {
     /// Starts every executor of `config.layout` serving `router`, and returns
@@ -192,6 +197,7 @@ impl Server {
             stop,
             stats,
             executors,
+            join_bound: config.job_timeout + JOIN_GRACE,
         };
         if !spawn_errors.is_empty() {
             handle.abort();
@@ -300,18 +306,61 @@ impl ServerHandle {
         self.stop.store(true, Ordering::Release);
     }
 
-    /// Waits for every executor to exit. Call `stop` first.
+    /// Waits for every executor to exit (call `stop` first), at most the job
+    /// timeout plus a few seconds: in-flight requests are drained within the
+    /// job timeout, and an executor that still has not exited by then (seen
+    /// with glommio 0.9 when many executors start and stop in one process: one
+    /// slept through its wake-up timers) is abandoned and reported, so a stop
+    /// never hangs.
     pub fn join(self) -> Result<()> {
-        let mut failures = Vec::new();
+        let (done_tx, done_rx) = mpsc::channel();
+        let mut waiting = Vec::new();
         for (name, handle) in self.executors {
-            if let Err(err) = handle.join() {
-                failures.push(format!("{name}: {err}"));
+            let done = done_tx.clone();
+            let joiner = std::thread::Builder::new()
+                .name(format!("join-{name}"))
+                .spawn({
+                    let name = name.clone();
+                    move || {
+                        let result = handle.join().map_err(|err| err.to_string());
+                        let _ = done.send((name, result));
+                    }
+                });
+            match joiner {
+                Ok(_) => waiting.push(name),
+                Err(err) => return Err(Error::Stop(format!("cannot wait for {name}: {err}"))),
+            }
+        }
+        drop(done_tx);
+        let deadline = std::time::Instant::now() + self.join_bound;
+        let mut failures = Vec::new();
+        while !waiting.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match done_rx.recv_timeout(left) {
+                Ok((name, result)) => {
+                    waiting.retain(|n| *n != name);
+                    if let Err(err) = result {
+                        failures.push(format!("{name}: {err}"));
+                    }
+                }
+                Err(_) => {
+                    log::warn!(
+                        "executors {waiting:?} did not stop within {:?}; abandoning them",
+                        self.join_bound
+                    );
+                    failures.push(format!(
+                        "{} did not stop within {:?}",
+                        waiting.join(", "),
+                        self.join_bound
+                    ));
+                    break;
+                }
             }
         }
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(Error::Executor(failures.join("; ")))
+            Err(Error::Stop(failures.join("; ")))
         }
     }
 
