@@ -23,8 +23,9 @@ use crate::stats::Stats;
 /// contention glommio 0.9 sometimes left a job pushed to a sleeping compute
 /// executor in the channel until the next push (measured: ~1 job in 1000-4000,
 /// picked up 2 s late); every reactor turn polls the channels, so a timer
-/// bounds that. Costs ~200 wake-ups/s (<0.1% CPU) while idle.
-pub const WAKE_TICK: Duration = Duration::from_millis(5);
+/// bounds that. Costs 100 wake-ups/s while idle (about 1% of a CPU with the
+/// 100 us spin before parking, see `server::SPIN_BEFORE_PARK`).
+pub const WAKE_TICK: Duration = Duration::from_millis(10);
 
 thread_local! {
     /// True while this thread runs a job, so the panic hook stays quiet for it.

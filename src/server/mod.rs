@@ -39,7 +39,22 @@ use shutdown::{relay_stop, wait_for_stop, Shutdown};
 const BACKLOG: i32 = 1024;
 /// How often executors check their share of the preemption budget: low, so a
 /// busy core still notices channel messages and timers within a millisecond.
+/// Compute cores (and both roles on a shared core) use it.
 const PREEMPT_TIMER: Duration = Duration::from_millis(1);
+/// Preempt timer of I/O cores on a layout with reserved compute cores. Their
+/// tasks are short, so the timer never has to cut one off; it is only re-armed
+/// on every loop turn. Longer than the kernel tick (4 ms at HZ=250), re-arming
+/// it stops reprogramming the CPU's timer each turn: the offload round trip at
+/// one connection went from ~90 to ~63 us at p50 (bench-results/, issue #7).
+const IO_PREEMPT_TIMER: Duration = Duration::from_millis(5);
+/// How long an idle executor keeps polling before it parks, when I/O and
+/// compute have CPUs of their own. A job (or its result) arriving within that
+/// window skips the eventfd wake-up and the membarrier of parking: the
+/// offload round trip went from ~100 to ~25 us at p50. Idle cost: every
+/// executor wakes each `WAKE_TICK` (10 ms) and then polls this long (~1% of a
+/// CPU each); a compute core also polls this long after each job. Never on a
+/// shared core, where polling would take the CPU from the other role.
+const SPIN_BEFORE_PARK: Duration = Duration::from_micros(100);
 /// Registered buffer memory per executor; the network path does not use it,
 /// and the default (10 MiB x 3 rings) trips RLIMIT_MEMLOCK for normal users.
 const IO_MEMORY: usize = 64 << 10;
@@ -102,28 +117,30 @@ impl Server {
             );
             let shared = layout.shared;
             let name = format!("hl-compute-{cpu}");
-            let spawned = builder(cpu, &name).spawn(move || async move {
-                let joined = join_meshes(jobs, results, (Role::Consumer, Role::Producer), &stop);
-                let Some(((_, jobs_rx), (results_tx, _))) = joined.await else {
-                    let _ = ready.send(Err(format!(
-                        "compute core {cpu} could not join the job meshes"
-                    )));
-                    return;
-                };
-                let Some(index) = jobs_rx.consumer_id() else {
-                    let _ = ready.send(Err(format!("compute core {cpu} has no consumer id")));
-                    return;
-                };
-                stats.compute[index].cpu.store(cpu, Ordering::Relaxed);
-                let _ = ready.send(Ok(()));
-                let core = ComputeCore {
-                    index,
-                    cpu,
-                    shared,
-                    stats,
-                };
-                run_compute_core(core, jobs_rx, results_tx).await;
-            });
+            let spawned =
+                builder(cpu, &name, CoreRole::Compute, shared).spawn(move || async move {
+                    let joined =
+                        join_meshes(jobs, results, (Role::Consumer, Role::Producer), &stop);
+                    let Some(((_, jobs_rx), (results_tx, _))) = joined.await else {
+                        let _ = ready.send(Err(format!(
+                            "compute core {cpu} could not join the job meshes"
+                        )));
+                        return;
+                    };
+                    let Some(index) = jobs_rx.consumer_id() else {
+                        let _ = ready.send(Err(format!("compute core {cpu} has no consumer id")));
+                        return;
+                    };
+                    stats.compute[index].cpu.store(cpu, Ordering::Relaxed);
+                    let _ = ready.send(Ok(()));
+                    let core = ComputeCore {
+                        index,
+                        cpu,
+                        shared,
+                        stats,
+                    };
+                    run_compute_core(core, jobs_rx, results_tx).await;
+                });
             match spawned {
                 Ok(handle) => executors.push((name, handle)),
                 Err(err) => spawn_errors.push(format!("{name}: {err}")),
@@ -140,47 +157,54 @@ impl Server {
             );
             let (config, router, open_total) = (config.clone(), router.clone(), open_total.clone());
             let name = format!("hl-io-{cpu}");
-            let spawned = builder(cpu, &name).spawn(move || async move {
-                // SAFETY: `fd` is a listening socket created by `bind_listeners`
-                // for this executor alone; ownership moves into the listener.
-                let listener = unsafe { TcpListener::from_raw_fd(fd) };
-                let joined = join_meshes(jobs, results, (Role::Producer, Role::Consumer), &stop);
-                let Some(((jobs_tx, _), (_, mut results_rx))) = joined.await else {
-                    let _ =
-                        ready.send(Err(format!("I/O core {cpu} could not join the job meshes")));
-                    return;
-                };
-                let Some(reply_to) = results_rx.consumer_id() else {
-                    let _ = ready.send(Err(format!("I/O core {cpu} has no consumer id")));
-                    return;
-                };
-                let dispatcher =
-                    Dispatcher::new(index, reply_to, jobs_tx, stats.clone(), config.queue_depth);
-                let shutdown = Rc::new(Shutdown::default());
-                let core = Rc::new(IoCore {
-                    index,
-                    cpu,
-                    config,
-                    router,
-                    stats,
-                    dispatcher,
-                    shutdown,
-                    open_total,
+            let spawned =
+                builder(cpu, &name, CoreRole::Io, layout.shared).spawn(move || async move {
+                    // SAFETY: `fd` is a listening socket created by `bind_listeners`
+                    // for this executor alone; ownership moves into the listener.
+                    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+                    let joined =
+                        join_meshes(jobs, results, (Role::Producer, Role::Consumer), &stop);
+                    let Some(((jobs_tx, _), (_, mut results_rx))) = joined.await else {
+                        let _ = ready
+                            .send(Err(format!("I/O core {cpu} could not join the job meshes")));
+                        return;
+                    };
+                    let Some(reply_to) = results_rx.consumer_id() else {
+                        let _ = ready.send(Err(format!("I/O core {cpu} has no consumer id")));
+                        return;
+                    };
+                    let dispatcher = Dispatcher::new(
+                        index,
+                        reply_to,
+                        jobs_tx,
+                        stats.clone(),
+                        config.queue_depth,
+                    );
+                    let shutdown = Rc::new(Shutdown::default());
+                    let core = Rc::new(IoCore {
+                        index,
+                        cpu,
+                        config,
+                        router,
+                        stats,
+                        dispatcher,
+                        shutdown,
+                        open_total,
+                    });
+                    for (_, stream) in results_rx.streams() {
+                        let pending = core.dispatcher.pending.clone();
+                        glommio::spawn_local(async move {
+                            while let Some(done) = stream.recv().await {
+                                pending.complete(done.id, done.outcome);
+                            }
+                        })
+                        .detach();
+                    }
+                    glommio::spawn_local(relay_stop(stop, core.shutdown.clone())).detach();
+                    let _ = ready.send(Ok(()));
+                    io_core::run(core.clone(), listener).await;
+                    core.dispatcher.close();
                 });
-                for (_, stream) in results_rx.streams() {
-                    let pending = core.dispatcher.pending.clone();
-                    glommio::spawn_local(async move {
-                        while let Some(done) = stream.recv().await {
-                            pending.complete(done.id, done.outcome);
-                        }
-                    })
-                    .detach();
-                }
-                glommio::spawn_local(relay_stop(stop, core.shutdown.clone())).detach();
-                let _ = ready.send(Ok(()));
-                io_core::run(core.clone(), listener).await;
-                core.dispatcher.close();
-            });
             match spawned {
                 Ok(handle) => executors.push((name, handle)),
                 Err(err) => {
@@ -253,11 +277,29 @@ async fn join_meshes(
     }
 }
 
-fn builder(cpu: usize, name: &str) -> LocalExecutorBuilder {
-    LocalExecutorBuilder::new(Placement::Fixed(cpu))
+/// What an executor runs, for its scheduler settings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CoreRole {
+    Io,
+    Compute,
+}
+
+/// One pinned executor; `shared` is `CoreLayout::shared` (I/O and compute on
+/// one CPU), where neither role may poll.
+fn builder(cpu: usize, name: &str, role: CoreRole, shared: bool) -> LocalExecutorBuilder {
+    let preempt = match role {
+        CoreRole::Io if !shared => IO_PREEMPT_TIMER,
+        _ => PREEMPT_TIMER,
+    };
+    let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(name)
         .io_memory(IO_MEMORY)
-        .preempt_timer(PREEMPT_TIMER)
+        .preempt_timer(preempt);
+    if shared {
+        builder
+    } else {
+        builder.spin_before_park(SPIN_BEFORE_PARK)
+    }
 }
 
 /// Binds `count` SO_REUSEPORT listeners on one address. A plain bind first
