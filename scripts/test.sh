@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what the tests need on a fresh machine (Debian
-# packages and prometheus_client's real Prometheus parser), then cargo test.
+# packages and prometheus_client's real Prometheus parser), then cargo test,
+# then the multi-instance deployment behind a real nginx (scripts/test-nginx.sh,
+# which installs nginx and builds a release binary). Arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +24,4 @@ if [ "$(ulimit -l)" != unlimited ] && [ "$(ulimit -l)" -lt 1024 ]; then
 fi
 
 cargo test "$@"
+scripts/test-nginx.sh

@@ -18,6 +18,8 @@ pub enum Error {
     },
     /// An executor thread could not start or died during start-up.
     Executor(String),
+    /// An executor failed or did not exit in time after `stop`.
+    Stop(String),
 }
 
 /// Result with the crate's start-up error.
@@ -32,6 +34,7 @@ impl fmt::Display for Error {
             }
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::Executor(why) => write!(f, "cannot start executors: {why}"),
+            Error::Stop(why) => write!(f, "did not stop cleanly: {why}"),
         }
     }
 }

@@ -38,8 +38,9 @@ pub struct IoCoreStats {
 pub struct ComputeCoreStats {
     /// CPU number, set by the compute executor once it has joined the meshes.
     pub cpu: AtomicUsize,
-    /// Jobs admitted to this core's queue and not yet picked up.
-    pub queued: AtomicUsize,
+    /// Jobs admitted to this core and not finished: the waiting ones plus the
+    /// running one. Admission keeps it at most `--queue-depth` + 1.
+    pub in_flight: AtomicUsize,
     pub running: AtomicBool,
     pub completed: AtomicU64,
     pub failed: AtomicU64,
@@ -49,6 +50,12 @@ pub struct ComputeCoreStats {
 }
 
 impl ComputeCoreStats {
+    /// Jobs waiting in this core's queue (the running one not counted).
+    pub fn queued(&self) -> usize {
+        let running = usize::from(self.running.load(Relaxed));
+        self.in_flight.load(Relaxed).saturating_sub(running)
+    }
+
     pub fn record_duration(&self, secs: f64) {
         if let Some(i) = DURATION_BUCKETS.iter().position(|le| secs <= *le) {
             self.duration_buckets[i].fetch_add(1, Relaxed);
@@ -155,7 +162,7 @@ impl Stats {
             .map(|s| {
                 serde_json::json!({
                     "core": s.cpu.load(Relaxed),
-                    "queued": s.queued.load(Relaxed),
+                    "queued": s.queued(),
                     "running": s.running.load(Relaxed),
                     "completed": s.completed.load(Relaxed),
                     "failed": s.failed.load(Relaxed),
@@ -256,7 +263,7 @@ impl Stats {
                 out,
                 "heavylift_queue_depth{{core=\"{}\"}} {}",
                 s.cpu.load(Relaxed),
-                s.queued.load(Relaxed)
+                s.queued()
             );
         }
         family(

@@ -6,6 +6,7 @@ mod util;
 mod cli;
 mod client;
 mod http_conformance;
+mod limits;
 mod overload;
 mod routes;
 mod stats;

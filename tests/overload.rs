@@ -93,3 +93,28 @@ fn hanging_up_cancels_running_and_queued_jobs() {
     let stats = wait_for_stats(&server, 5, |s| s["compute_cores"][0]["queued"] == 0);
     assert_eq!(stats["compute_cores"][0]["queued"], 0);
 }
+
+// See: #5 (nginx retries) — with --queue-depth 1 an idle core used to take
+// only one of two jobs that arrived together.
+#[test]
+fn queue_depth_counts_waiting_jobs_not_the_running_one() {
+    let server = TestServer::start_with(|c| {
+        c.queue_depth = 1;
+        c.job_timeout = Duration::from_secs(1);
+    });
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                get(addr, &format!("/slow_threaded?id={i}&{LONG}"), &[]).status
+            })
+        })
+        .collect();
+    let mut statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        vec![503, 504, 504],
+        "one runs, one waits, one is rejected"
+    );
+}

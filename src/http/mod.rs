@@ -22,11 +22,13 @@ pub mod body;
 pub mod date;
 pub mod error;
 pub mod query;
+pub mod reader;
 pub mod request;
 pub mod response;
 
 pub use body::BodyReader;
 pub use error::ParseError;
+pub use reader::{Next, RequestReader};
 pub use request::{BodyKind, RequestHead, Version};
 pub use response::Response;
 

@@ -51,9 +51,19 @@ pub struct RequestHead {
 impl RequestHead {
     /// The target before the first '?'.
     pub fn path(&self) -> &str {
-        self.target
+        let path = self
+            .target
             .split_once('?')
-            .map_or(&self.target, |(path, _)| path)
+            .map_or(self.target.as_str(), |(path, _)| path);
+        // Absolute form (`GET http://host/fast?id=1`, RFC 9112 3.2.2): route on
+        // the path part, as servers must accept it.
+        match path
+            .strip_prefix("http://")
+            .or_else(|| path.strip_prefix("https://"))
+        {
+            Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+            None => path,
+        }
     }
 
     /// The target after the first '?', "" if there is none.
@@ -326,6 +336,10 @@ mod tests {
             head(b"GET /p HTTP/1.1\r\nAccept: application/jso\r\n\r\n").query(),
             ""
         );
+        // Absolute form routes on the path.
+        let h = head(b"GET http://h:1/fast?id=2 HTTP/1.1\r\n\r\n");
+        assert_eq!((h.path(), h.query()), ("/fast", "id=2"));
+        assert_eq!(head(b"GET http://h HTTP/1.1\r\n\r\n").path(), "/");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! I/O side of the job path: admit a job to the least loaded compute core, or
 //! reject it at once.
 //!
-//! Admission is a per-compute-core counter (`ComputeCoreStats::queued`) checked
-//! against `--queue-depth`; the mesh channels are sized so an admitted job
+//! Admission is a per-compute-core counter (`ComputeCoreStats::in_flight`:
+//! waiting jobs plus the running one) checked against `--queue-depth` + 1; the mesh channels are sized so an admitted job
 //! always fits, and a failed `try_send_to` hands the job back so the next core
 //! is tried. No core has room -> `None`, and the caller answers 503. Nothing
 //! here ever waits.
@@ -62,7 +62,7 @@ impl Dispatcher {
         let mut order: Vec<(usize, usize, usize)> = (0..n)
             .map(|c| {
                 let s = &self.stats.compute[c];
-                let load = s.queued.load(Relaxed) + usize::from(s.running.load(Relaxed));
+                let load = s.in_flight.load(Relaxed);
                 // Rotate ties so equally loaded cores share the work.
                 (load, (c + n - spin) % n, c)
             })
@@ -76,9 +76,10 @@ impl Dispatcher {
             work,
         };
         for (_, _, c) in order {
-            let queued = &self.stats.compute[c].queued;
-            if queued.fetch_add(1, AcqRel) >= self.queue_depth {
-                queued.fetch_sub(1, AcqRel);
+            // The running job does not count against the depth.
+            let in_flight = &self.stats.compute[c].in_flight;
+            if in_flight.fetch_add(1, AcqRel) > self.queue_depth {
+                in_flight.fetch_sub(1, AcqRel);
                 continue;
             }
             match self.senders.try_send_to(c, job) {
@@ -88,7 +89,7 @@ impl Dispatcher {
                     return Some((id, cancel));
                 }
                 Err(err) => {
-                    queued.fetch_sub(1, AcqRel);
+                    in_flight.fetch_sub(1, AcqRel);
                     match take_back(err) {
                         Some(back) => job = back,
                         None => break,

@@ -11,13 +11,21 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::{Arc, Once};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::shared_channel::ConnectedReceiver;
 
 use super::{panic_message, Done, Job, JobContext, JobOutcome, JobState};
 use crate::stats::Stats;
+
+/// How often an idle compute executor wakes up on its own. Under CPU
+/// contention glommio 0.9 sometimes left a job pushed to a sleeping compute
+/// executor in the channel until the next push (measured: ~1 job in 1000-4000,
+/// picked up 2 s late); every reactor turn polls the channels, so a timer
+/// bounds that. Costs 100 wake-ups/s while idle (about 1% of a CPU with the
+/// 100 us spin before parking, see `server::SPIN_BEFORE_PARK`).
+pub const WAKE_TICK: Duration = Duration::from_millis(10);
 
 thread_local! {
     /// True while this thread runs a job, so the panic hook stays quiet for it.
@@ -62,6 +70,12 @@ pub struct ComputeCore {
 /// its job channel (server shutdown).
 pub async fn run_compute_core(core: ComputeCore, mut jobs: Receivers<Job>, results: Senders<Done>) {
     let results = Rc::new(results);
+    glommio::spawn_local(async {
+        loop {
+            glommio::timer::sleep(WAKE_TICK).await;
+        }
+    })
+    .detach();
     let tasks: Vec<_> = jobs
         .streams()
         .into_iter()
@@ -81,8 +95,10 @@ async fn drain_stream(
 ) {
     let stats = &core.stats.compute[core.index];
     while let Some(job) = stream.recv().await {
-        stats.queued.fetch_sub(1, AcqRel);
-        if let Some(outcome) = run_job(&core, job.work, &job.cancel) {
+        let outcome = run_job(&core, job.work, &job.cancel);
+        // The core is free for the next job before the result travels back.
+        stats.in_flight.fetch_sub(1, AcqRel);
+        if let Some(outcome) = outcome {
             if results
                 .send_to(
                     job.reply_to,

@@ -17,15 +17,11 @@ use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use super::io_core::IoCore;
-use crate::http::{BodyReader, ParseError, RequestHead, Response, Version};
+use crate::http::{Next, ParseError, RequestHead, RequestReader, Response, Version};
 use crate::jobs::worker::run_caught;
 use crate::jobs::{outcome_response, CancelToken, JobContext, JobFn, JobOutcome, JobState};
 use crate::router::{Action, Request};
 
-/// Initial size of the read buffer; it doubles up to [`MAX_READ_BUFFER`].
-const INITIAL_READ_BUFFER: usize = 4 * 1024;
-/// Enough for one maximal head plus pipelined requests behind it.
-const MAX_READ_BUFFER: usize = 64 * 1024;
 /// Encoded answers are written out once they pass this size, even mid-batch.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 /// How long a closing connection keeps reading (and discarding) so the client
@@ -75,13 +71,9 @@ pub async fn serve(core: Rc<IoCore>, stream: TcpStream) {
     let mut conn = Connection {
         core,
         stream,
-        buf: vec![0; INITIAL_READ_BUFFER],
-        start: 0,
-        end: 0,
+        reader: RequestReader::new(),
         out: Vec::with_capacity(1024),
         answered: 0,
-        body: None,
-        head_since: None,
         opened: Instant::now(),
     };
     let closed = conn.run().await;
@@ -94,17 +86,11 @@ pub async fn serve(core: Rc<IoCore>, stream: TcpStream) {
 struct Connection {
     core: Rc<IoCore>,
     stream: TcpStream,
-    /// Read buffer; `buf[start..end]` holds bytes not yet consumed.
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    /// The inbound byte path: read buffer, request framing, body skipping.
+    reader: RequestReader,
     /// Encoded answers not yet written.
     out: Vec<u8>,
     answered: u64,
-    /// A parsed head whose body is still being read (and discarded).
-    body: Option<(RequestHead, BodyReader)>,
-    /// When the first byte of the current, incomplete head arrived.
-    head_since: Option<Instant>,
     opened: Instant,
 }
 
@@ -122,18 +108,17 @@ impl Connection {
             if let Err(err) = self.flush().await {
                 return Closed::Io(err);
             }
-            self.make_room();
-            let idle = self.start == self.end && self.body.is_none();
+            let idle = self.reader.is_idle();
             if idle && self.core.shutdown.is_fired() {
                 return Closed::Shutdown;
             }
             let cfg = &self.core.config;
             let now = Instant::now();
-            let (deadline, on_timeout) = if self.body.is_some() {
+            let (deadline, on_timeout) = if self.reader.in_body() {
                 (now + cfg.header_timeout, Closed::HeaderTimeout)
             } else if !idle {
                 (
-                    self.head_since.unwrap_or(now) + cfg.header_timeout,
+                    self.reader.head_since().unwrap_or(now) + cfg.header_timeout,
                     Closed::HeaderTimeout,
                 )
             } else if self.answered == 0 {
@@ -142,7 +127,7 @@ impl Connection {
                 (now + cfg.idle_timeout, Closed::IdleTimeout)
             };
             match self.read_until(deadline, idle).await {
-                ReadEvent::Data(n) => self.end += n,
+                ReadEvent::Data(n) => self.reader.filled(n),
                 ReadEvent::Eof => return Closed::ByPeer,
                 ReadEvent::TimedOut => return on_timeout,
                 ReadEvent::Shutdown => return Closed::Shutdown,
@@ -154,43 +139,14 @@ impl Connection {
     /// Handles every complete request in the buffer, in order.
     async fn process_buffered(&mut self) -> Step {
         loop {
-            if let Some((_, reader)) = self.body.as_mut() {
-                match reader.consume(&self.buf[self.start..self.end]) {
-                    Ok(used) => self.start += used,
-                    Err(err) => return self.reject(err),
-                }
-                if !reader.is_done() {
-                    return Step::NeedMore;
-                }
-                if let Some((head, _)) = self.body.take() {
-                    match self.answer(head).await {
-                        Step::NeedMore => continue,
-                        other => return other,
-                    }
-                }
-            }
-            if self.start == self.end {
-                return Step::NeedMore;
-            }
-            match RequestHead::parse(&self.buf[self.start..self.end]) {
-                Ok(None) => {
-                    self.head_since.get_or_insert_with(Instant::now);
-                    return Step::NeedMore;
-                }
-                Err(err) => return self.reject(err),
-                Ok(Some((head, used))) => {
-                    self.start += used;
-                    self.head_since = None;
-                    match BodyReader::new(head.body) {
-                        Err(err) => return self.reject(err),
-                        Ok(reader) => {
-                            if head.expects_continue && !reader.is_done() {
-                                self.out.extend_from_slice(crate::http::response::CONTINUE);
-                            }
-                            self.body = Some((head, reader));
-                        }
-                    }
-                }
+            match self.reader.next_event() {
+                Next::NeedMore => return Step::NeedMore,
+                Next::Continue => self.out.extend_from_slice(crate::http::response::CONTINUE),
+                Next::Error(err) => return self.reject(err),
+                Next::Request(head) => match self.answer(head).await {
+                    Step::NeedMore => {}
+                    other => return other,
+                },
             }
         }
     }
@@ -287,11 +243,10 @@ impl Connection {
         let deadline = Instant::now() + limit;
         let mut timer_armed = true;
         loop {
-            self.make_room();
-            let room = self.end < self.buf.len();
             let pending = &core.dispatcher.pending;
             let stream = &mut self.stream;
-            let spare = &mut self.buf[self.end..];
+            let spare = self.reader.spare();
+            let room = !spare.is_empty();
             let event = future::or(
                 async { Waited::Outcome(pending.wait(id).await) },
                 future::or(
@@ -334,7 +289,7 @@ impl Connection {
                     );
                     return None; // the guard cancels and counts the job
                 }
-                Waited::Read(Ok(n)) => self.end += n,
+                Waited::Read(Ok(n)) => self.reader.filled(n),
             }
         }
     }
@@ -342,13 +297,13 @@ impl Connection {
     /// Reads once into the buffer, bounded by `deadline`; when `idle`, server
     /// shutdown also ends the wait.
     async fn read_until(&mut self, deadline: Instant, idle: bool) -> ReadEvent {
-        if self.end == self.buf.len() {
+        let shutdown = self.core.shutdown.clone();
+        let stream = &mut self.stream;
+        let spare = self.reader.spare();
+        if spare.is_empty() {
             // Cannot happen with heads capped at 8 KiB, but never spin.
             return ReadEvent::Failed(std::io::Error::other("read buffer full"));
         }
-        let shutdown = self.core.shutdown.clone();
-        let stream = &mut self.stream;
-        let spare = &mut self.buf[self.end..];
         future::or(
             async {
                 match read_some(stream, spare).await {
@@ -374,25 +329,6 @@ impl Connection {
         .await
     }
 
-    /// Makes free space at the end of the read buffer: compact, or grow up to the cap.
-    fn make_room(&mut self) {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-        if self.end < self.buf.len() {
-            return;
-        }
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        } else if self.buf.len() < MAX_READ_BUFFER {
-            let len = (self.buf.len() * 2).min(MAX_READ_BUFFER);
-            self.buf.resize(len, 0);
-        }
-    }
-
     async fn flush(&mut self) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
@@ -416,11 +352,10 @@ impl Connection {
         }
         let deadline = Instant::now() + LINGER;
         let mut discarded = 0;
-        self.start = 0;
-        self.end = 0;
         while discarded < LINGER_BYTES {
+            self.reader.discard();
             let stream = &mut self.stream;
-            let buf = &mut self.buf[..];
+            let buf = self.reader.spare();
             let read = future::or(async { Some(read_some(stream, buf).await) }, async {
                 glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
                 None

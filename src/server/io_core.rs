@@ -67,6 +67,7 @@ impl ConnectionSlot {
 /// in-flight requests (at most the job timeout plus a grace second).
 pub async fn run(core: Rc<IoCore>, listener: TcpListener) {
     let gate = Gate::new();
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             core.shutdown.wait().await;
@@ -77,8 +78,11 @@ pub async fn run(core: Rc<IoCore>, listener: TcpListener) {
             None => break,
             Some(Ok(stream)) => admit(&core, &gate, stream),
             Some(Err(err)) => {
-                // EMFILE and friends: back off instead of spinning.
-                log::warn!("I/O core {}: accept failed: {err}", core.cpu);
+                // EMFILE and friends: back off instead of spinning, warn once a second.
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    log::warn!("I/O core {}: accept failed: {err}", core.cpu);
+                    last_warning = Some(std::time::Instant::now());
+                }
                 glommio::timer::sleep(Duration::from_millis(10)).await;
             }
         }

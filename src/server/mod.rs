@@ -20,7 +20,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use futures_lite::future;
-use glommio::channels::channel_mesh::{MeshBuilder, Partial, Role};
+use glommio::channels::channel_mesh::{MeshBuilder, Partial, Receivers, Role, Senders};
 use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::{Domain, Socket, Type};
@@ -50,10 +50,10 @@ const IO_PREEMPT_TIMER: Duration = Duration::from_millis(5);
 /// How long an idle executor keeps polling before it parks, when I/O and
 /// compute have CPUs of their own. A job (or its result) arriving within that
 /// window skips the eventfd wake-up and the membarrier of parking: the
-/// offload round trip went from ~100 to ~25 us at p50. Idle cost: an I/O core
-/// wakes every 20 ms to check for shutdown and then polls this long (~0.5% of
-/// a CPU); a compute core polls this long after each job. Never on a shared
-/// core, where polling would take the CPU from the other role.
+/// offload round trip went from ~100 to ~25 us at p50. Idle cost: every
+/// executor wakes each `WAKE_TICK` (10 ms) and then polls this long (~1% of a
+/// CPU each); a compute core also polls this long after each job. Never on a
+/// shared core, where polling would take the CPU from the other role.
 const SPIN_BEFORE_PARK: Duration = Duration::from_micros(100);
 /// Registered buffer memory per executor; the network path does not use it,
 /// and the default (10 MiB x 3 rings) trips RLIMIT_MEMLOCK for normal users.
@@ -70,7 +70,12 @@ pub struct ServerHandle {
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     executors: Vec<(String, ExecutorJoinHandle<()>)>,
+    /// How long `join` waits for the executors after `stop`.
+    join_bound: Duration,
 }
+
+/// Extra time `join` allows beyond the drain bound (job timeout + 1 s).
+const JOIN_GRACE: Duration = Duration::from_secs(5);
 
 impl Server {
     /// Starts every executor of `config.layout` serving `router`, and returns
@@ -89,7 +94,9 @@ impl Server {
         let stats = Arc::new(Stats::new(&layout.io, &layout.compute, router.labels()));
         let n_io = layout.io.len();
         let n_compute = layout.compute.len();
-        let jobs_cap = config.queue_depth.next_power_of_two();
+        // Room for the waiting jobs and the one the compute core has not yet
+        // taken off the channel, so an admitted job always fits.
+        let jobs_cap = (config.queue_depth + 1).next_power_of_two();
         let results_cap = (config.queue_depth + 1).next_power_of_two().max(16);
         let jobs = MeshBuilder::<Job, Partial>::partial(n_io + n_compute, jobs_cap);
         let results = MeshBuilder::<Done, Partial>::partial(n_io + n_compute, results_cap);
@@ -110,40 +117,30 @@ impl Server {
             );
             let shared = layout.shared;
             let name = format!("hl-compute-{cpu}");
-            let spawned = builder(cpu, &name, CoreRole::Compute, shared).spawn(move || async move {
-                let joined = future::or(
-                    async {
-                        Some(
-                            future::zip(jobs.join(Role::Consumer), results.join(Role::Producer))
-                                .await,
-                        )
-                    },
-                    async {
-                        wait_for_stop(&stop).await;
-                        None
-                    },
-                )
-                .await;
-                let Some((Ok((_, jobs_rx)), Ok((results_tx, _)))) = joined else {
-                    let _ = ready.send(Err(format!(
-                        "compute core {cpu} could not join the job meshes"
-                    )));
-                    return;
-                };
-                let Some(index) = jobs_rx.consumer_id() else {
-                    let _ = ready.send(Err(format!("compute core {cpu} has no consumer id")));
-                    return;
-                };
-                stats.compute[index].cpu.store(cpu, Ordering::Relaxed);
-                let _ = ready.send(Ok(()));
-                let core = ComputeCore {
-                    index,
-                    cpu,
-                    shared,
-                    stats,
-                };
-                run_compute_core(core, jobs_rx, results_tx).await;
-            });
+            let spawned =
+                builder(cpu, &name, CoreRole::Compute, shared).spawn(move || async move {
+                    let joined =
+                        join_meshes(jobs, results, (Role::Consumer, Role::Producer), &stop);
+                    let Some(((_, jobs_rx), (results_tx, _))) = joined.await else {
+                        let _ = ready.send(Err(format!(
+                            "compute core {cpu} could not join the job meshes"
+                        )));
+                        return;
+                    };
+                    let Some(index) = jobs_rx.consumer_id() else {
+                        let _ = ready.send(Err(format!("compute core {cpu} has no consumer id")));
+                        return;
+                    };
+                    stats.compute[index].cpu.store(cpu, Ordering::Relaxed);
+                    let _ = ready.send(Ok(()));
+                    let core = ComputeCore {
+                        index,
+                        cpu,
+                        shared,
+                        stats,
+                    };
+                    run_compute_core(core, jobs_rx, results_tx).await;
+                });
             match spawned {
                 Ok(handle) => executors.push((name, handle)),
                 Err(err) => spawn_errors.push(format!("{name}: {err}")),
@@ -160,59 +157,54 @@ impl Server {
             );
             let (config, router, open_total) = (config.clone(), router.clone(), open_total.clone());
             let name = format!("hl-io-{cpu}");
-            let spawned = builder(cpu, &name, CoreRole::Io, layout.shared).spawn(move || async move {
-                // SAFETY: `fd` is a listening socket created by `bind_listeners`
-                // for this executor alone; ownership moves into the listener.
-                let listener = unsafe { TcpListener::from_raw_fd(fd) };
-                let joined = future::or(
-                    async {
-                        Some(
-                            future::zip(jobs.join(Role::Producer), results.join(Role::Consumer))
-                                .await,
-                        )
-                    },
-                    async {
-                        wait_for_stop(&stop).await;
-                        None
-                    },
-                )
-                .await;
-                let Some((Ok((jobs_tx, _)), Ok((_, mut results_rx)))) = joined else {
-                    let _ =
-                        ready.send(Err(format!("I/O core {cpu} could not join the job meshes")));
-                    return;
-                };
-                let Some(reply_to) = results_rx.consumer_id() else {
-                    let _ = ready.send(Err(format!("I/O core {cpu} has no consumer id")));
-                    return;
-                };
-                let dispatcher =
-                    Dispatcher::new(index, reply_to, jobs_tx, stats.clone(), config.queue_depth);
-                let shutdown = Rc::new(Shutdown::default());
-                let core = Rc::new(IoCore {
-                    index,
-                    cpu,
-                    config,
-                    router,
-                    stats,
-                    dispatcher,
-                    shutdown,
-                    open_total,
+            let spawned =
+                builder(cpu, &name, CoreRole::Io, layout.shared).spawn(move || async move {
+                    // SAFETY: `fd` is a listening socket created by `bind_listeners`
+                    // for this executor alone; ownership moves into the listener.
+                    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+                    let joined =
+                        join_meshes(jobs, results, (Role::Producer, Role::Consumer), &stop);
+                    let Some(((jobs_tx, _), (_, mut results_rx))) = joined.await else {
+                        let _ = ready
+                            .send(Err(format!("I/O core {cpu} could not join the job meshes")));
+                        return;
+                    };
+                    let Some(reply_to) = results_rx.consumer_id() else {
+                        let _ = ready.send(Err(format!("I/O core {cpu} has no consumer id")));
+                        return;
+                    };
+                    let dispatcher = Dispatcher::new(
+                        index,
+                        reply_to,
+                        jobs_tx,
+                        stats.clone(),
+                        config.queue_depth,
+                    );
+                    let shutdown = Rc::new(Shutdown::default());
+                    let core = Rc::new(IoCore {
+                        index,
+                        cpu,
+                        config,
+                        router,
+                        stats,
+                        dispatcher,
+                        shutdown,
+                        open_total,
+                    });
+                    for (_, stream) in results_rx.streams() {
+                        let pending = core.dispatcher.pending.clone();
+                        glommio::spawn_local(async move {
+                            while let Some(done) = stream.recv().await {
+                                pending.complete(done.id, done.outcome);
+                            }
+                        })
+                        .detach();
+                    }
+                    glommio::spawn_local(relay_stop(stop, core.shutdown.clone())).detach();
+                    let _ = ready.send(Ok(()));
+                    io_core::run(core.clone(), listener).await;
+                    core.dispatcher.close();
                 });
-                for (_, stream) in results_rx.streams() {
-                    let pending = core.dispatcher.pending.clone();
-                    glommio::spawn_local(async move {
-                        while let Some(done) = stream.recv().await {
-                            pending.complete(done.id, done.outcome);
-                        }
-                    })
-                    .detach();
-                }
-                glommio::spawn_local(relay_stop(stop, core.shutdown.clone())).detach();
-                let _ = ready.send(Ok(()));
-                io_core::run(core.clone(), listener).await;
-                core.dispatcher.close();
-            });
             match spawned {
                 Ok(handle) => executors.push((name, handle)),
                 Err(err) => {
@@ -229,6 +221,7 @@ impl Server {
             stop,
             stats,
             executors,
+            join_bound: config.job_timeout + JOIN_GRACE,
         };
         if !spawn_errors.is_empty() {
             handle.abort();
@@ -259,6 +252,28 @@ impl Server {
             if layout.shared { ", shared" } else { "" }
         );
         Ok(handle)
+    }
+}
+
+type Joined<T> = (Senders<T>, Receivers<T>);
+
+/// Joins both meshes at once (joining one after the other deadlocks against
+/// an executor that joins in the other order); gives up if the server stops
+/// first, as it does when another executor failed to start.
+async fn join_meshes(
+    jobs: MeshBuilder<Job, Partial>,
+    results: MeshBuilder<Done, Partial>,
+    (jobs_role, results_role): (Role, Role),
+    stop: &AtomicBool,
+) -> Option<(Joined<Job>, Joined<Done>)> {
+    let both = async { Some(future::zip(jobs.join(jobs_role), results.join(results_role)).await) };
+    let stopped = async {
+        wait_for_stop(stop).await;
+        None
+    };
+    match future::or(both, stopped).await? {
+        (Ok(jobs), Ok(results)) => Some((jobs, results)),
+        _ => None,
     }
 }
 
@@ -333,18 +348,61 @@ impl ServerHandle {
         self.stop.store(true, Ordering::Release);
     }
 
-    /// Waits for every executor to exit. Call `stop` first.
+    /// Waits for every executor to exit (call `stop` first), at most the job
+    /// timeout plus a few seconds: in-flight requests are drained within the
+    /// job timeout, and an executor that still has not exited by then (seen
+    /// with glommio 0.9 when many executors start and stop in one process: one
+    /// slept through its wake-up timers) is abandoned and reported, so a stop
+    /// never hangs.
     pub fn join(self) -> Result<()> {
-        let mut failures = Vec::new();
+        let (done_tx, done_rx) = mpsc::channel();
+        let mut waiting = Vec::new();
         for (name, handle) in self.executors {
-            if let Err(err) = handle.join() {
-                failures.push(format!("{name}: {err}"));
+            let done = done_tx.clone();
+            let joiner = std::thread::Builder::new()
+                .name(format!("join-{name}"))
+                .spawn({
+                    let name = name.clone();
+                    move || {
+                        let result = handle.join().map_err(|err| err.to_string());
+                        let _ = done.send((name, result));
+                    }
+                });
+            match joiner {
+                Ok(_) => waiting.push(name),
+                Err(err) => return Err(Error::Stop(format!("cannot wait for {name}: {err}"))),
+            }
+        }
+        drop(done_tx);
+        let deadline = std::time::Instant::now() + self.join_bound;
+        let mut failures = Vec::new();
+        while !waiting.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match done_rx.recv_timeout(left) {
+                Ok((name, result)) => {
+                    waiting.retain(|n| *n != name);
+                    if let Err(err) = result {
+                        failures.push(format!("{name}: {err}"));
+                    }
+                }
+                Err(_) => {
+                    log::warn!(
+                        "executors {waiting:?} did not stop within {:?}; abandoning them",
+                        self.join_bound
+                    );
+                    failures.push(format!(
+                        "{} did not stop within {:?}",
+                        waiting.join(", "),
+                        self.join_bound
+                    ));
+                    break;
+                }
             }
         }
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(Error::Executor(failures.join("; ")))
+            Err(Error::Stop(failures.join("; ")))
         }
     }
 

@@ -15,8 +15,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-/// How often each I/O core looks at the stop flag.
-pub const STOP_POLL: Duration = Duration::from_millis(20);
+/// How often each I/O core looks at the stop flag. The same wake-up also
+/// bounds how long a job result can sit unnoticed in the results channel when
+/// glommio misses a cross-core notification (see `jobs::worker::WAKE_TICK`).
+pub const STOP_POLL: Duration = crate::jobs::worker::WAKE_TICK;
 
 /// A core-local, fire-once broadcast.
 #[derive(Default)]

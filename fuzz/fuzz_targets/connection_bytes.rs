@@ -1,0 +1,281 @@
+//! The whole per-connection byte path, without sockets: arbitrary bytes go
+//! into `heavylift::http::RequestReader` (cut into reads at fuzzer-chosen
+//! points) and every event is answered the way `server::connection` answers
+//! it for routes that need no executor: the seed router's `Respond` answers
+//! as they are, a stand-in 200 for `Offload`/`Inline` jobs, 404/405 as the
+//! connection does, `ParseError::status()` and close for a protocol error.
+//!
+//! Invariants checked on every input: no panic; the reader always has room
+//! to read into while it waits for more; the output buffer stays under the
+//! flush threshold plus one answer; every answer starts with "HTTP/1.1 " and
+//! the output parses back into exactly the answers given, in request order;
+//! and the transcript is the same whether the bytes came in one read or cut
+//! anywhere.
+//!
+//! Input layout: byte 0 = number of extra cuts (low 3 bits); byte 1 = repeat
+//! count (>= 0xF0 repeats the stream 64..=1024 times, to reach the buffer and
+//! flush limits cheaply); then two bytes per cut (u16, taken modulo the
+//! stream length); the rest is the stream.
+
+#![no_main]
+
+use heavylift::http::response::CONTINUE;
+use heavylift::http::{Next, RequestReader, Response, Version, MAX_HEAD_BYTES};
+use heavylift::router::{Action, Request, Router};
+use heavylift::routes::seed_router;
+use heavylift::stats::Stats;
+use libfuzzer_sys::fuzz_target;
+
+/// Mirrors `server::connection::FLUSH_THRESHOLD`.
+const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// The largest single answer: a status line and headers, plus a body that
+/// echoes at most a request line's worth of `id` (or the /metrics page).
+const MAX_ANSWER: usize = MAX_HEAD_BYTES + 8 * 1024;
+/// Bytes in an IMF-fixdate, masked so runs a second apart compare equal.
+const DATE_LEN: usize = 29;
+
+/// One answer as encoded: status, whether its body was left out (HEAD),
+/// and its bytes on the wire with the Date value masked.
+#[derive(Debug, Clone, PartialEq)]
+struct Answer {
+    status: u16,
+    head_only: bool,
+    bytes: Vec<u8>,
+}
+
+/// What one connection did with a byte stream.
+#[derive(Debug)]
+struct Transcript {
+    /// Every byte written to the socket, Date values masked.
+    wire: Vec<u8>,
+    /// The answers (100 Continue as status 100), in the order written.
+    answers: Vec<Answer>,
+    /// Whether the connection decided to close.
+    closed: bool,
+}
+
+impl Transcript {
+    /// What must not depend on how the bytes were cut: the final answers
+    /// and whether the connection closed. A `100 Continue` is only owed
+    /// while a body is missing, so whether one is sent does depend on it.
+    fn finals(&self) -> (Vec<&Answer>, bool) {
+        let finals = self.answers.iter().filter(|a| a.status != 100).collect();
+        (finals, self.closed)
+    }
+}
+
+struct Model {
+    router: Router,
+    stats: Stats,
+}
+
+impl Model {
+    fn new() -> Model {
+        let router = seed_router();
+        let stats = Stats::new(&[0], &[1], router.labels());
+        Model { router, stats }
+    }
+
+    /// The answer to one complete request, as `Connection::answer` builds it.
+    fn respond(&self, head: &heavylift::RequestHead) -> Response {
+        match self.router.find(head.path()) {
+            None => Response::text(404, "not found"),
+            Some(_) if head.method != "GET" => {
+                Response::text(405, "method not allowed: use GET").with_header("Allow", "GET")
+            }
+            Some((_, handler)) => {
+                let request = Request {
+                    head,
+                    io_core: 0,
+                    stats: &self.stats,
+                };
+                match handler(&request) {
+                    Action::Respond(response) => response,
+                    // The job itself needs a compute core; its answer is a 200.
+                    Action::Offload(_) | Action::Inline(_) => Response::text(200, "job stand-in"),
+                }
+            }
+        }
+    }
+
+    /// Feeds `reads` one after another, as the connection's read loop would.
+    fn run(&self, reads: &[&[u8]]) -> Transcript {
+        let mut reader = RequestReader::new();
+        let mut out = Vec::new();
+        let mut t = Transcript {
+            wire: Vec::new(),
+            answers: Vec::new(),
+            closed: false,
+        };
+        'reads: for read in reads {
+            let mut rest = *read;
+            while !rest.is_empty() {
+                let spare = reader.spare();
+                // The connection treats a full buffer as fatal: it must never be.
+                assert!(!spare.is_empty(), "read buffer full while waiting for more");
+                let n = spare.len().min(rest.len());
+                spare[..n].copy_from_slice(&rest[..n]);
+                reader.filled(n);
+                rest = &rest[n..];
+                if self.process(&mut reader, &mut out, &mut t) {
+                    t.closed = true;
+                    break 'reads;
+                }
+                flush(&mut out, &mut t.wire);
+            }
+        }
+        flush(&mut out, &mut t.wire);
+        t
+    }
+
+    /// `Connection::process_buffered`: true when the connection closes.
+    fn process(&self, reader: &mut RequestReader, out: &mut Vec<u8>, t: &mut Transcript) -> bool {
+        loop {
+            match reader.next_event() {
+                Next::NeedMore => return false,
+                Next::Continue => {
+                    out.extend_from_slice(CONTINUE);
+                    t.answers.push(Answer {
+                        status: 100,
+                        head_only: true,
+                        bytes: CONTINUE.to_vec(),
+                    });
+                }
+                Next::Error(err) => {
+                    let response = Response::text(err.status(), err.reason());
+                    let before = out.len();
+                    response.encode_into(out, Version::Http11, false, false);
+                    t.answers.push(answer(&response, false, &mut out[before..]));
+                    // Errors are sticky: the stream stays broken.
+                    assert!(matches!(reader.next_event(), Next::Error(e) if e == err));
+                    return true;
+                }
+                Next::Request(head) => {
+                    let head_only = head.method == "HEAD";
+                    let response = self.respond(&head);
+                    let before = out.len();
+                    response.encode_into(out, head.version, head.keep_alive, head_only);
+                    t.answers
+                        .push(answer(&response, head_only, &mut out[before..]));
+                    assert!(
+                        out.len() < FLUSH_THRESHOLD + MAX_ANSWER,
+                        "output buffer grew to {}",
+                        out.len()
+                    );
+                    if !head.keep_alive {
+                        return true;
+                    }
+                    if out.len() >= FLUSH_THRESHOLD {
+                        flush(out, &mut t.wire);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn answer(response: &Response, head_only: bool, encoded: &mut [u8]) -> Answer {
+    const DATE: &[u8] = b"\r\nDate: ";
+    // The first "Date: " is the header's: the head comes before any body.
+    if let Some(at) = find(encoded, DATE) {
+        let start = at + DATE.len();
+        let end = (start + DATE_LEN).min(encoded.len());
+        encoded[start..end].fill(b'D');
+    }
+    Answer {
+        status: response.status,
+        head_only,
+        bytes: encoded.to_vec(),
+    }
+}
+
+/// "Writes" `out` to the socket.
+fn flush(out: &mut Vec<u8>, wire: &mut Vec<u8>) {
+    wire.append(out);
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads the wire back answer by answer (status line, headers, then
+/// `Content-Length` bytes unless the answer is head-only) and checks it
+/// holds exactly `expected`, in order.
+fn check_wire(mut wire: &[u8], expected: &[Answer]) {
+    for (i, want) in expected.iter().enumerate() {
+        assert!(
+            wire.starts_with(b"HTTP/1.1 "),
+            "answer {i} does not start with HTTP/1.1"
+        );
+        let end = find(wire, b"\r\n\r\n").expect("answer head ends") + 4;
+        let head = std::str::from_utf8(&wire[..end]).expect("answer head is text");
+        let status: u16 = head[9..12].parse().expect("three-digit status");
+        assert_eq!(status, want.status, "answer {i} out of order");
+        let length: usize = head
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .map_or(0, |v| v.parse().expect("Content-Length is a number"));
+        let len = end + if want.head_only { 0 } else { length };
+        assert_eq!(
+            &wire[..len],
+            want.bytes.as_slice(),
+            "answer {i} differs on the wire"
+        );
+        wire = &wire[len..];
+    }
+    assert!(
+        wire.is_empty(),
+        "{} bytes after the last answer",
+        wire.len()
+    );
+}
+
+thread_local! {
+    static MODEL: Model = Model::new();
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (Some(&cuts), Some(&repeat)) = (data.first(), data.get(1)) else {
+        return;
+    };
+    let cuts = usize::from(cuts & 7);
+    let Some(stream) = data.get(2 + 2 * cuts..) else {
+        return;
+    };
+    let stream = if repeat >= 0xF0 {
+        stream.repeat(usize::from(repeat - 0xEF) * 64)
+    } else {
+        stream.to_vec()
+    };
+    let mut points: Vec<usize> = data[2..2 + 2 * cuts]
+        .chunks(2)
+        .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])) % (stream.len() + 1))
+        .collect();
+    points.sort_unstable();
+    let mut reads = Vec::new();
+    let mut at = 0;
+    for p in points.into_iter().chain([stream.len()]) {
+        reads.push(&stream[at..p]);
+        at = p;
+    }
+    MODEL.with(|model| {
+        let whole = model.run(&[&stream]);
+        check_wire(&whole.wire, &whole.answers);
+        let split = model.run(&reads);
+        check_wire(&split.wire, &split.answers);
+        assert_eq!(
+            split.finals(),
+            whole.finals(),
+            "the cuts changed the result"
+        );
+        if stream.len() <= 512 {
+            let bytewise: Vec<&[u8]> = stream.chunks(1).collect();
+            let bytewise = model.run(&bytewise);
+            assert_eq!(
+                bytewise.finals(),
+                whole.finals(),
+                "byte by byte changed the result"
+            );
+        }
+    });
+});

@@ -1,0 +1,261 @@
+//! `RequestReader`: one connection's inbound byte path, without any I/O.
+//!
+//! It owns the read buffer: the connection reads socket bytes into
+//! [`RequestReader::spare`] and reports them with [`RequestReader::filled`];
+//! [`RequestReader::next_event`] then yields complete request heads in order,
+//! skipping (reading and discarding) their bodies, asks for a `100 Continue`
+//! when a client waits for one, or reports the first protocol error. Because
+//! it is pure, the fuzz target and the unit tests drive exactly the code the
+//! server runs, split at any byte.
+
+use std::time::Instant;
+
+use super::{BodyReader, ParseError, RequestHead};
+
+/// Initial size of the read buffer; it doubles up to [`MAX_READ_BUFFER`].
+pub const INITIAL_READ_BUFFER: usize = 4 * 1024;
+/// Enough for one maximal head (8 KiB) plus pipelined requests behind it.
+pub const MAX_READ_BUFFER: usize = 64 * 1024;
+
+/// What the buffered bytes hold next.
+#[derive(Debug)]
+pub enum Next {
+    /// A complete request whose body (if any) has been read and discarded.
+    Request(RequestHead),
+    /// The client sent `Expect: 100-continue` and waits before sending its body.
+    Continue,
+    /// The bytes are not valid HTTP/1.1; answer `err.status()` and close.
+    Error(ParseError),
+    /// Nothing complete yet: read more.
+    NeedMore,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct RequestReader {
+    /// `buf[start..end]` holds bytes not yet consumed.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// A parsed head whose body is still being skipped.
+    body: Option<(RequestHead, BodyReader)>,
+    /// A `100 Continue` is owed for the head in `body`.
+    owes_continue: bool,
+    /// When the first byte of the current, incomplete head was seen.
+    head_since: Option<Instant>,
+    /// Once the stream is broken it stays broken.
+    failed: Option<ParseError>,
+}
+
+impl Default for RequestReader {
+    fn default() -> Self {
+        RequestReader::new()
+    }
+}
+
+impl RequestReader {
+    pub fn new() -> RequestReader {
+        RequestReader {
+            buf: vec![0; INITIAL_READ_BUFFER],
+            start: 0,
+            end: 0,
+            body: None,
+            owes_continue: false,
+            head_since: None,
+            failed: None,
+        }
+    }
+
+    /// Free space to read into (compacting or growing the buffer first).
+    /// Empty only when [`MAX_READ_BUFFER`] bytes are waiting unconsumed.
+    pub fn spare(&mut self) -> &mut [u8] {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.buf.len() < MAX_READ_BUFFER {
+                let len = (self.buf.len() * 2).min(MAX_READ_BUFFER);
+                self.buf.resize(len, 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Records that `n` bytes were written into the slice `spare` returned.
+    pub fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// True when no request is partly received (a keep-alive boundary).
+    pub fn is_idle(&self) -> bool {
+        self.start == self.end && self.body.is_none()
+    }
+
+    /// True while a request body is being skipped.
+    pub fn in_body(&self) -> bool {
+        self.body.is_some()
+    }
+
+    /// When the first byte of the current incomplete head arrived, if any.
+    pub fn head_since(&self) -> Option<Instant> {
+        self.head_since
+    }
+
+    /// Drops everything buffered (used while lingering before a close).
+    pub fn discard(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// The next complete thing in the buffer; see [`Next`].
+    pub fn next_event(&mut self) -> Next {
+        if let Some(err) = self.failed {
+            return Next::Error(err);
+        }
+        match self.advance() {
+            Next::Error(err) => {
+                self.failed = Some(err);
+                Next::Error(err)
+            }
+            other => other,
+        }
+    }
+
+    fn advance(&mut self) -> Next {
+        if let Some((_, reader)) = self.body.as_mut() {
+            match reader.consume(&self.buf[self.start..self.end]) {
+                Ok(used) => self.start += used,
+                Err(err) => return Next::Error(err),
+            }
+            if !reader.is_done() {
+                if self.owes_continue {
+                    self.owes_continue = false;
+                    return Next::Continue;
+                }
+                return Next::NeedMore;
+            }
+            self.owes_continue = false;
+            return match self.body.take() {
+                Some((head, _)) => Next::Request(head),
+                None => Next::NeedMore,
+            };
+        }
+        if self.start == self.end {
+            return Next::NeedMore;
+        }
+        match RequestHead::parse(&self.buf[self.start..self.end]) {
+            Ok(None) => {
+                self.head_since.get_or_insert_with(Instant::now);
+                Next::NeedMore
+            }
+            Err(err) => Next::Error(err),
+            Ok(Some((head, used))) => {
+                self.start += used;
+                self.head_since = None;
+                match BodyReader::new(head.body) {
+                    Err(err) => Next::Error(err),
+                    Ok(reader) if reader.is_done() => Next::Request(head),
+                    Ok(reader) => {
+                        self.owes_continue = head.expects_continue;
+                        self.body = Some((head, reader));
+                        self.advance()
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in pieces of `step` bytes; returns what `next` yielded, as text.
+    fn drive(input: &[u8], step: usize) -> Vec<String> {
+        let mut r = RequestReader::new();
+        let mut seen = Vec::new();
+        for piece in input.chunks(step.max(1)) {
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let spare = r.spare();
+                let n = spare.len().min(rest.len());
+                assert!(n > 0, "buffer full");
+                spare[..n].copy_from_slice(&rest[..n]);
+                r.filled(n);
+                rest = &rest[n..];
+                loop {
+                    match r.next_event() {
+                        Next::Request(h) => seen.push(format!("{} {}", h.method, h.target)),
+                        Next::Continue => seen.push("100".into()),
+                        Next::Error(e) => {
+                            seen.push(format!("error {}", e.status()));
+                            return seen;
+                        }
+                        Next::NeedMore => break,
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn pipelined_requests_with_bodies_at_every_split() {
+        let input = b"GET /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc\
+                      GET /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n\
+                      GET /c HTTP/1.1\r\n\r\n";
+        let want = vec!["GET /a", "GET /b", "GET /c"];
+        for step in 1..=input.len() {
+            assert_eq!(drive(input, step), want, "step {step}");
+        }
+    }
+
+    #[test]
+    fn continue_is_owed_only_while_the_body_is_missing() {
+        let head = b"GET /a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+        let mut r = RequestReader::new();
+        let spare = r.spare();
+        spare[..head.len()].copy_from_slice(head);
+        r.filled(head.len());
+        assert!(matches!(r.next_event(), Next::Continue));
+        assert!(matches!(r.next_event(), Next::NeedMore));
+        r.spare()[..2].copy_from_slice(b"hi");
+        r.filled(2);
+        assert!(matches!(r.next_event(), Next::Request(_)));
+        assert!(r.is_idle());
+        let whole = [&head[..], b"hi"].concat();
+        assert_eq!(
+            drive(&whole, whole.len()),
+            vec!["GET /a"],
+            "body already here: no 100"
+        );
+    }
+
+    #[test]
+    fn errors_are_sticky_and_limits_hold() {
+        assert_eq!(
+            drive(b"BAD\r\n\r\nGET / HTTP/1.1\r\n\r\n", 3),
+            vec!["error 400"]
+        );
+        let big = format!("GET /a HTTP/1.1\r\nContent-Length: {}\r\n\r\n", 2 << 20);
+        assert_eq!(drive(big.as_bytes(), 7), vec!["error 413"]);
+        let long = vec![b'a'; 70_000];
+        assert_eq!(drive(&long, 1000), vec!["error 414"], "never a full buffer");
+    }
+
+    #[test]
+    fn buffer_grows_and_compacts() {
+        let mut r = RequestReader::new();
+        assert_eq!(r.spare().len(), INITIAL_READ_BUFFER);
+        r.filled(INITIAL_READ_BUFFER);
+        assert_eq!(r.spare().len(), INITIAL_READ_BUFFER, "doubled");
+        r.discard();
+        assert!(r.is_idle());
+        assert_eq!(r.spare().len(), 2 * INITIAL_READ_BUFFER);
+    }
+}
