@@ -30,7 +30,7 @@
 #   f  the heavy job in-process (`cargo bench --bench heavy`) beside CPython's
 #      math.factorial loop (scripts/python_baseline.py), both on the compute CPU.
 # Also: the server's idle CPU use (after a load, 2 s), and one
-# `heavylift bench --svg` timeline (SVG=0 skips it).
+# `heavylift bench --svg` timeline (SVG=0 skips it; QUICK=1 implies SVG=0).
 #
 # Knobs (environment): QUICK, ROUNDS, PAIRS, A_SECS, B_SECS, E_SECS, D_N,
 # IO_CPU, COMPUTE_CPU, CLIENT_CPUS, OUT (results folder), SVG.
@@ -47,7 +47,7 @@ fi
 ROUNDS=${ROUNDS:-2}
 # Job size for (d): one job takes about a second on the reference machine.
 D_N=${D_N:-10000}
-SVG=${SVG:-1}
+SVG=${SVG:-$([ "$QUICK" = 1 ] && echo 0 || echo 1)}
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf 'bench.sh: error: %s\n' "$*" >&2; exit 2; }
@@ -159,11 +159,12 @@ wait_listening() {
 # start_heavylift NAME: heavylift on a free loopback port (port 0); sets HL_ADDR.
 start_heavylift() {
   local log=$RAW/$1.server.log
+  : >"$log" # exists before the server's own redirection does, for the poll below
   logcmd "$BIN" serve --listen 127.0.0.1:0 "${LAYOUT[@]}" --log-level info
   "$BIN" serve --listen 127.0.0.1:0 "${LAYOUT[@]}" --log-level info >"$log" 2>&1 &
   HL_PID=$!
   for _ in $(seq 200); do
-    HL_ADDR=$(sed -n 's|.*listening on http://\([0-9.:]*\).*|\1|p' "$log" | head -1)
+    HL_ADDR=$(sed -n 's|.*listening on http://\([0-9.:]*\).*|\1|p' "$log" | head -1 || true)
     [ -n "$HL_ADDR" ] && break
     kill -0 "$HL_PID" 2>/dev/null || { cat "$log" >&2; die "heavylift did not start"; }
     sleep 0.05
