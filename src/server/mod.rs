@@ -106,15 +106,21 @@ impl Server {
         let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<(), String>>();
         let mut executors = Vec::new();
         let mut spawn_errors = Vec::new();
-
-        for &cpu in &layout.compute {
-            let (jobs, results, stop, stats, ready) = (
+        // What every executor gets its own handle to. Mesh builders are cloned
+        // here, on the main thread, never inside executors (GLOMMIO.md §3).
+        let per_core = || {
+            let ready = ready_tx.clone();
+            (
                 jobs.clone(),
                 results.clone(),
                 stop.clone(),
                 stats.clone(),
-                ready_tx.clone(),
-            );
+                ready,
+            )
+        };
+
+        for &cpu in &layout.compute {
+            let (jobs, results, stop, stats, ready) = per_core();
             let shared = layout.shared;
             let name = format!("hl-compute-{cpu}");
             let spawned =
@@ -148,13 +154,7 @@ impl Server {
         }
 
         for (index, (&cpu, fd)) in layout.io.iter().zip(fds).enumerate() {
-            let (jobs, results, stop, stats, ready) = (
-                jobs.clone(),
-                results.clone(),
-                stop.clone(),
-                stats.clone(),
-                ready_tx.clone(),
-            );
+            let (jobs, results, stop, stats, ready) = per_core();
             let (config, router, open_total) = (config.clone(), router.clone(), open_total.clone());
             let name = format!("hl-io-{cpu}");
             let spawned =
