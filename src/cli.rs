@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// error, warn, info, debug or trace. Default is info.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
+    /// How compute threads compete for their CPUs with other processes: normal, low (nice 19)
+    /// or idle (SCHED_IDLE: only CPU time nothing else wants). Default is normal.
+    #[arg(long, value_name = "PRIORITY", default_value = "normal")]
+    pub compute_priority: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -34,6 +34,37 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     /// Open connections allowed over all I/O cores. Default is 10000.
     pub max_connections: usize,
+    /// Scheduling class of the compute threads. Default is `Normal`.
+    pub compute_priority: ComputePriority,
+}
+
+/// How compute threads compete for their CPU with whatever else the kernel
+/// schedules there (another process, or the I/O thread on a shared core).
+/// On CPUs that only run compute it changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ComputePriority {
+    /// Fair share, like any other thread.
+    #[default]
+    Normal,
+    /// nice 19: a small share while others want the CPU, all of it otherwise.
+    Low,
+    /// SCHED_IDLE: only CPU time nothing else wants. Fast work sharing the CPU
+    /// is never delayed by a job, but busy neighbours can starve jobs into
+    /// their timeout (504).
+    Idle,
+}
+
+impl ComputePriority {
+    pub fn parse(text: &str) -> Result<ComputePriority> {
+        match text {
+            "normal" => Ok(ComputePriority::Normal),
+            "low" => Ok(ComputePriority::Low),
+            "idle" => Ok(ComputePriority::Idle),
+            _ => Err(Error::Config(format!(
+                "--compute-priority {text:?}: must be normal, low or idle"
+            ))),
+        }
+    }
 }
 
 impl ServeConfig {
@@ -47,6 +78,7 @@ impl ServeConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            compute_priority: ComputePriority::Normal,
         }
     }
 }
@@ -91,6 +123,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             header_timeout: parse_seconds("--header-timeout", &args.header_timeout)?,
             idle_timeout: parse_seconds("--idle-timeout", &args.idle_timeout)?,
             max_connections: args.max_connections,
+            compute_priority: ComputePriority::parse(&args.compute_priority)?,
         })
     }
 }
@@ -145,5 +178,22 @@ mod tests {
         assert!(resolve_listen("127.0.0.1").is_err());
         assert!(resolve_listen("nonsense:port").is_err());
         assert!(resolve_listen("127.0.0.1:99999").is_err());
+    }
+
+    #[test]
+    fn compute_priorities() {
+        assert_eq!(
+            ComputePriority::parse("normal").unwrap(),
+            ComputePriority::Normal
+        );
+        assert_eq!(ComputePriority::parse("low").unwrap(), ComputePriority::Low);
+        assert_eq!(
+            ComputePriority::parse("idle").unwrap(),
+            ComputePriority::Idle
+        );
+        for bad in ["", "Idle", "high", "19"] {
+            let err = ComputePriority::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("--compute-priority"), "{bad:?}: {err}");
+        }
     }
 }

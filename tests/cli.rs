@@ -29,6 +29,7 @@ fn bad_core_lists_are_clear_errors() {
         &["serve", "--job-timeout", "soon"][..],
         &["serve", "--listen", "nowhere"][..],
         &["serve", "--log-level", "loud"][..],
+        &["serve", "--compute-priority", "urgent"][..],
     ] {
         let (code, stderr) = run(args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
@@ -125,4 +126,56 @@ fn an_address_in_use_is_a_clear_error() {
     assert_eq!(code, 2, "{stderr}");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// (scheduling policy, nice) of each of `pid`'s threads named `prefix*`, from
+/// /proc/PID/task/TID/stat (fields 19 and 41, counted after the comm field).
+fn thread_sched(pid: u32, prefix: &str) -> Vec<(u32, i32)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        // fields[0] is field 3 (state): field N is fields[N - 3].
+        found.push((
+            fields[41 - 3].parse().unwrap(),
+            fields[19 - 3].parse().unwrap(),
+        ));
+    }
+    found
+}
+
+#[test]
+fn compute_priority_lowers_only_the_compute_threads() {
+    const SCHED_OTHER: u32 = 0;
+    const SCHED_IDLE: u32 = 5;
+    for (flag, expected) in [("idle", (SCHED_IDLE, 0)), ("low", (SCHED_OTHER, 19))] {
+        let (mut child, addr) = spawn_serve(&["--compute-priority", flag]);
+        // A job still runs and answers.
+        let r = get(addr.parse().unwrap(), "/slow_threaded?id=p&n=50", &[]);
+        assert_eq!(r.status, 200, "{flag}: {r:?}");
+        let compute = thread_sched(child.id(), "hl-compute-");
+        let io = thread_sched(child.id(), "hl-io-");
+        let _ = child.kill();
+        let _ = child.wait();
+        // The executor thread is set; glommio's helper thread of the same
+        // name may keep the default.
+        assert!(
+            compute.contains(&expected),
+            "{flag}: compute threads {compute:?}"
+        );
+        assert!(
+            !io.is_empty() && io.iter().all(|&t| t == (SCHED_OTHER, 0)),
+            "{flag}: I/O threads {io:?}"
+        );
+    }
 }

@@ -25,7 +25,7 @@ use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::{Domain, Socket, Type};
 
-use crate::config::ServeConfig;
+use crate::config::{ComputePriority, ServeConfig};
 use crate::error::{Error, Result};
 use crate::jobs::dispatch::Dispatcher;
 use crate::jobs::worker::{install_panic_hook, run_compute_core, ComputeCore};
@@ -122,9 +122,13 @@ impl Server {
         for &cpu in &layout.compute {
             let (jobs, results, stop, stats, ready) = per_core();
             let shared = layout.shared;
+            let priority = config.compute_priority;
             let name = format!("hl-compute-{cpu}");
             let spawned =
                 builder(cpu, &name, CoreRole::Compute, shared).spawn(move || async move {
+                    if let Err(err) = set_thread_priority(priority) {
+                        log::warn!("compute core {cpu}: --compute-priority {priority:?} not applied: {err}");
+                    }
                     let joined =
                         join_meshes(jobs, results, (Role::Consumer, Role::Producer), &stop);
                     let Some(((_, jobs_rx), (results_tx, _))) = joined.await else {
@@ -246,10 +250,15 @@ impl Server {
             }
         }
         log::info!(
-            "heavylift listening on http://{addr} (I/O cores {:?}, compute cores {:?}{})",
+            "heavylift listening on http://{addr} (I/O cores {:?}, compute cores {:?}{}{})",
             layout.io,
             layout.compute,
-            if layout.shared { ", shared" } else { "" }
+            if layout.shared { ", shared" } else { "" },
+            match config.compute_priority {
+                ComputePriority::Normal => "",
+                ComputePriority::Low => ", compute at nice 19",
+                ComputePriority::Idle => ", compute at SCHED_IDLE",
+            }
         );
         Ok(handle)
     }
@@ -274,6 +283,27 @@ async fn join_meshes(
     match future::or(both, stopped).await? {
         (Ok(jobs), Ok(results)) => Some((jobs, results)),
         _ => None,
+    }
+}
+
+/// Puts the calling thread (an executor's own) in `priority`'s scheduling
+/// class. Lowering a thread's priority needs no privileges.
+fn set_thread_priority(priority: ComputePriority) -> std::io::Result<()> {
+    let rc = match priority {
+        ComputePriority::Normal => return Ok(()),
+        // SAFETY: plain syscalls; who = 0 / pid = 0 is the calling thread
+        // (Linux keeps nice and policy per thread).
+        ComputePriority::Low => unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) },
+        ComputePriority::Idle => {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: as above; `param` outlives the call.
+            unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) }
+        }
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
