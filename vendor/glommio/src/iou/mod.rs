@@ -95,6 +95,9 @@ bitflags::bitflags! {
         /// Run completion task work when the task next enters or leaves the
         /// kernel instead of interrupting it with an IPI (Linux 5.19+).
         const COOP_TASKRUN = 1 << 8;
+        /// With `COOP_TASKRUN`: the kernel sets `IORING_SQ_TASKRUN` in the SQ
+        /// ring flags while such task work is pending (Linux 5.19+).
+        const TASKRUN_FLAG = 1 << 9;
     }
 }
 

@@ -733,7 +733,12 @@ pub(crate) trait UringCommon {
         self.consume_completion_queue(woke);
     }
 
+    /// heavylift patch: enters the kernel when completions wait on task work
+    /// (see `SleepableRing::new`); rings without that flag never need to.
+    fn run_pending_task_work(&mut self) {}
+
     fn poll(&mut self, woke: &mut usize) -> io::Result<()> {
+        self.run_pending_task_work();
         self.consume_cancellation_queue()
             .or_else(Reactor::busy_ok)
             .or_else(Reactor::again_ok)
@@ -905,10 +910,13 @@ impl SleepableRing {
         assert!(*IO_URING_RECENT_ENOUGH);
         // heavylift patch: completions (poll wake-ups above all) are handled
         // at this thread's next syscall instead of by an IPI that interrupts
-        // it; kernels before 5.19 refuse the flag, so fall back to none.
+        // it. A thread that spins without syscalls would not see them, so
+        // TASKRUN_FLAG makes the kernel flag pending work in the SQ ring and
+        // `run_pending_task_work` (every poll of the ring) enters the kernel
+        // for it. Kernels before 5.19 refuse the flags: fall back to none.
         let ring = iou::IoUring::new_with_flags(
             size as _,
-            iou::SetupFlags::COOP_TASKRUN,
+            iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
             iou::SetupFeatures::empty(),
         )
         .or_else(|_| iou::IoUring::new(size as _))?;
@@ -1117,6 +1125,27 @@ impl SleepableRing {
 }
 
 impl UringCommon for SleepableRing {
+    fn run_pending_task_work(&mut self) {
+        let raw = self.ring.raw();
+        // SAFETY: kflags points into the SQ ring mapping, alive as long as
+        // the ring; the kernel updates it concurrently, hence the volatile read.
+        let flags = unsafe { std::ptr::read_volatile(raw.sq.kflags) };
+        if flags & uring_sys::IORING_SQ_TASKRUN != 0 {
+            // Returning from any syscall runs the task work, which posts the
+            // CQEs; GETEVENTS with min_complete 0 never blocks.
+            // SAFETY: a plain io_uring_enter on our own ring fd.
+            unsafe {
+                uring_sys::syscalls::io_uring_enter(
+                    raw.ring_fd,
+                    0,
+                    0,
+                    uring_sys::IORING_ENTER_GETEVENTS,
+                    std::ptr::null(),
+                );
+            }
+        }
+    }
+
     fn name(&self) -> &'static str {
         self.name
     }

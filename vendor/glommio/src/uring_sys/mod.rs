@@ -82,6 +82,9 @@ pub const IORING_OFF_SQES: libc::__u64 = 0x10000000;
 // sq_ring.kflags
 pub const IORING_SQ_NEED_WAKEUP: libc::c_uint = 1 << 0;
 pub const IORING_SQ_CQ_OVERFLOW: libc::c_uint = 1 << 1;
+/// heavylift patch: set by kernels with IORING_SETUP_TASKRUN_FLAG while
+/// completion task work waits for the thread to enter the kernel.
+pub const IORING_SQ_TASKRUN: libc::c_uint = 1 << 2;
 
 // cq_ring.kflags
 pub const IORING_CQ_EVENTFD_DISABLED: libc::c_uint = 1 << 0;
