@@ -21,6 +21,9 @@
 #      req/s ratios, median p99.
 #   b  the same fast load while a second wrk keeps 2 connections per compute
 #      core on /slow_threaded (default n = 2000).
+#   bi b again with `serve --compute-priority idle`: the compute thread only
+#      takes CPU time wrk leaves, so wrk (which shares the compute CPU here)
+#      is never held off for a scheduler tick; slow throughput pays for it.
 #   b0 control for b: nginx under the same fast load while a plain busy loop
 #      holds the compute CPU (which wrk shares): what the layout allows.
 #   c  the same with /slow (the job runs inline on the I/O core).
@@ -157,11 +160,13 @@ wait_listening() {
 }
 
 # start_heavylift NAME: heavylift on a free loopback port (port 0); sets HL_ADDR.
+# start_heavylift NAME [SERVE_FLAGS...]
 start_heavylift() {
   local log=$RAW/$1.server.log
+  shift
   : >"$log" # exists before the server's own redirection does, for the poll below
-  logcmd "$BIN" serve --listen 127.0.0.1:0 "${LAYOUT[@]}" --log-level info
-  "$BIN" serve --listen 127.0.0.1:0 "${LAYOUT[@]}" --log-level info >"$log" 2>&1 &
+  logcmd "$BIN" serve --listen 127.0.0.1:0 "${LAYOUT[@]}" --log-level info "$@"
+  "$BIN" serve --listen 127.0.0.1:0 "${LAYOUT[@]}" --log-level info "$@" >"$log" 2>&1 &
   HL_PID=$!
   for _ in $(seq 200); do
     HL_ADDR=$(sed -n 's|.*listening on http://\([0-9.:]*\).*|\1|p' "$log" | head -1 || true)
@@ -314,12 +319,13 @@ scenario_a() {
   stop_heavylift
 }
 
-# scenario_bc ROUND LETTER SLOW_ROUTE
+# scenario_bc ROUND LETTER SLOW_ROUTE [SERVE_FLAGS...]
 scenario_bc() {
   local r=$1 s=$2 route=$3
+  shift 3
   note_load "$r" "$s"
-  start_heavylift "$s$r"
-  log "round $r ($s): fast wrk -c32 while wrk -c$((2 * N_COMPUTE)) keeps /$route busy"
+  start_heavylift "$s$r" "$@"
+  log "round $r ($s): fast wrk -c32 while wrk -c$((2 * N_COMPUTE)) keeps /$route busy $*"
   local slow_cmd=(taskset -c "$CLIENT_CPUS" wrk -t1 -c$((2 * N_COMPUTE)) -d"$((B_SECS + 2))s" --latency
     --timeout 10s "http://$HL_ADDR/$route?id=1")
   logcmd "${slow_cmd[@]}"
@@ -427,6 +433,7 @@ started=$(date +%s)
 for r in $(seq "$ROUNDS"); do
   scenario_a "$r"
   scenario_bc "$r" b slow_threaded
+  scenario_bc "$r" bi slow_threaded --compute-priority idle
   scenario_b0 "$r"
   scenario_bc "$r" c slow
   scenario_d "$r"

@@ -71,14 +71,14 @@ def summarize(data, r):
     s["a_others_cpu_pct_max"] = max(list(values(data, r, "a", "heavylift", "others_cpu_pct").values())
                                     + list(values(data, r, "a", "nginx", "others_cpu_pct").values()),
                                     default=None)
-    for sc, subj in (("b", "fast"), ("b0", "nginx"), ("c", "fast")):
+    for sc, subj in (("b", "fast"), ("bi", "fast"), ("b0", "nginx"), ("c", "fast")):
         s[f"{sc}_others_cpu_pct"] = one(data, r, sc, subj, "others_cpu_pct")
     s["b0_ng_rps"] = one(data, r, "b0", "nginx", "rps")
     s["b0_ng_p99_ms"] = one(data, r, "b0", "nginx", "p99_ms")
     s["b0_ratio_to_a"] = s["b0_ng_rps"] / s["a_ng_rps"] if s["b0_ng_rps"] and s["a_ng_rps"] else None
     s["a_hl_errors"] = sum(values(data, r, "a", "heavylift", "errors").values()) + sum(
         values(data, r, "a", "heavylift", "non_2xx").values())
-    for sc in "bc":
+    for sc in ("b", "bi", "c"):
         rps = one(data, r, sc, "fast", "rps")
         s[f"{sc}_fast_rps"] = rps
         s[f"{sc}_ratio_to_a"] = rps / s["a_hl_rps"] if rps and s["a_hl_rps"] else None
@@ -97,7 +97,7 @@ def summarize(data, r):
     s["e_fast_rps"] = median(values(data, r, "e", "fast", "rps").values())
     s["e_offload_rps"] = median(values(data, r, "e", "offload", "rps").values())
     s["idle_cpu_pct"] = one(data, r, "idle", "heavylift", "cpu_pct")
-    loads = [one(data, r, "env", sc, "loadavg1") for sc in ("a", "b", "b0", "c", "d", "e", "f")]
+    loads = [one(data, r, "env", sc, "loadavg1") for sc in ("a", "b", "bi", "b0", "c", "d", "e", "f")]
     loads = [x for x in loads if x is not None]
     s["loadavg1_max"] = max(loads) if loads else None
     for n in (2000, 3500):
@@ -134,6 +134,10 @@ ROWS = [
     ("b    as a share of its own (a)", "b_ratio_to_a", ".2f", ">= 0.55x", lambda v: v >= 0.55),
     ("b  fast p99 ms", "b_fast_p99_ms", ".3f", "<= 2 ms", lambda v: v <= 2.0),
     ("b  slow jobs/s (n=2000)", "b_slow_rps", ".1f", "", None),
+    ("bi fast req/s, b with --compute-priority idle", "bi_fast_rps", ",.0f", "", None),
+    ("bi   as a share of its own (a)", "bi_ratio_to_a", ".2f", ">= 0.55x", lambda v: v >= 0.55),
+    ("bi fast p99 ms", "bi_fast_p99_ms", ".3f", "<= 2 ms", lambda v: v <= 2.0),
+    ("bi slow jobs/s (n=2000)", "bi_slow_rps", ".1f", "", None),
     ("b0 nginx fast req/s, busy loop on compute CPU", "b0_ng_rps", ",.0f", "", None),
     ("b0   as a share of nginx (a)", "b0_ratio_to_a", ".2f", "", None),
     ("b0 nginx fast p99 ms, busy loop", "b0_ng_p99_ms", ".3f", "", None),
@@ -158,6 +162,7 @@ ROWS = [
     ("   other processes' CPU % during (a), median", "a_others_cpu_pct", ".0f", "", None),
     ("   other processes' CPU % during (a), worst run", "a_others_cpu_pct_max", ".0f", "", None),
     ("   other processes' CPU % during (b)", "b_others_cpu_pct", ".0f", "", None),
+    ("   other processes' CPU % during (bi)", "bi_others_cpu_pct", ".0f", "", None),
     ("   other processes' CPU % during (b0)", "b0_others_cpu_pct", ".0f", "", None),
     ("   other processes' CPU % during (c)", "c_others_cpu_pct", ".0f", "", None),
     ("   highest 1-min load average at a scenario start", "loadavg1_max", ".2f", "", None),
