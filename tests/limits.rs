@@ -229,3 +229,22 @@ fn idle_connections_at_the_cap_make_room_after_the_idle_timeout() {
     let stats = wait_for_stats(&server, 5, |s| open_connections(s) == 1);
     assert_eq!(open_connections(&stats), 1, "{stats}");
 }
+
+#[test]
+fn stop_closes_idle_keep_alive_connections_at_once() {
+    // Idle timeout 60 s, job timeout 30 s: if stopping did not wake the idle
+    // connection, the drain would wait for one of those.
+    let mut server = TestServer::start();
+    let mut stream = connect(server.addr, Duration::from_secs(10));
+    stream
+        .write_all(b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let reply = read_reply(&mut reader, false).expect("an answer");
+    assert_eq!(reply.status, 200);
+    let started = Instant::now();
+    assert!(server.stop(), "join reports no error");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+    assert!(is_closed(&mut stream), "the idle connection is closed");
+}

@@ -17,6 +17,7 @@ use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use super::io_core::IoCore;
+use super::timeouts::{Expired, Watch};
 use crate::http::{Next, ParseError, RequestHead, RequestReader, Response, Version};
 use crate::jobs::worker::run_caught;
 use crate::jobs::{outcome_response, CancelToken, JobContext, JobFn, JobOutcome, JobState};
@@ -69,6 +70,7 @@ enum ReadEvent {
 pub async fn serve(core: Rc<IoCore>, stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(core.config.idle_timeout));
     let mut conn = Connection {
+        watch: core.timeouts.watch(),
         core,
         stream,
         reader: RequestReader::new(),
@@ -86,6 +88,8 @@ pub async fn serve(core: Rc<IoCore>, stream: TcpStream) {
 struct Connection {
     core: Rc<IoCore>,
     stream: TcpStream,
+    /// This connection's read deadline and shutdown wake-up.
+    watch: Watch,
     /// The inbound byte path: read buffer, request framing, body skipping.
     reader: RequestReader,
     /// Encoded answers not yet written.
@@ -294,17 +298,18 @@ impl Connection {
         }
     }
 
-    /// Reads once into the buffer, bounded by `deadline`; when `idle`, server
-    /// shutdown also ends the wait.
+    /// Reads once into the buffer, bounded by `deadline` (give or take the
+    /// sweeper's tick); when `idle`, server shutdown also ends the wait.
     async fn read_until(&mut self, deadline: Instant, idle: bool) -> ReadEvent {
-        let shutdown = self.core.shutdown.clone();
         let stream = &mut self.stream;
         let spare = self.reader.spare();
         if spare.is_empty() {
             // Cannot happen with heads capped at 8 KiB, but never spin.
             return ReadEvent::Failed(std::io::Error::other("read buffer full"));
         }
-        future::or(
+        let watch = &self.watch;
+        watch.arm(deadline, idle);
+        let event = future::or(
             async {
                 match read_some(stream, spare).await {
                     Ok(0) => ReadEvent::Eof,
@@ -312,21 +317,16 @@ impl Connection {
                     Err(err) => ReadEvent::Failed(err),
                 }
             },
-            future::or(
-                async {
-                    glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
-                    ReadEvent::TimedOut
-                },
-                async {
-                    if !idle {
-                        future::pending::<()>().await;
-                    }
-                    shutdown.wait().await;
-                    ReadEvent::Shutdown
-                },
-            ),
+            async {
+                match watch.expired().await {
+                    Expired::Deadline => ReadEvent::TimedOut,
+                    Expired::Shutdown => ReadEvent::Shutdown,
+                }
+            },
         )
-        .await
+        .await;
+        watch.disarm();
+        event
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {

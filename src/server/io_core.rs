@@ -17,6 +17,7 @@ use glommio::sync::Gate;
 
 use super::connection;
 use super::shutdown::Shutdown;
+use super::timeouts::Timeouts;
 use crate::config::ServeConfig;
 use crate::jobs::dispatch::Dispatcher;
 use crate::router::Router;
@@ -33,6 +34,8 @@ pub struct IoCore {
     pub stats: Arc<Stats>,
     pub dispatcher: Dispatcher,
     pub shutdown: Rc<Shutdown>,
+    /// Read deadlines of this core's connections (one sweeper, no timer per read).
+    pub timeouts: Rc<Timeouts>,
     /// Open connections over all I/O cores, for `--max-connections`.
     pub open_total: Arc<AtomicUsize>,
 }

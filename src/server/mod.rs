@@ -11,6 +11,7 @@
 pub mod connection;
 pub mod io_core;
 pub mod shutdown;
+pub mod timeouts;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
@@ -34,6 +35,7 @@ use crate::router::Router;
 use crate::stats::Stats;
 use io_core::IoCore;
 use shutdown::{relay_stop, wait_for_stop, Shutdown};
+use timeouts::Timeouts;
 
 /// Listen backlog of each I/O core's listener (further capped by somaxconn).
 const BACKLOG: i32 = 1024;
@@ -185,6 +187,11 @@ impl Server {
                         config.queue_depth,
                     );
                     let shutdown = Rc::new(Shutdown::default());
+                    let timeouts = Timeouts::new(
+                        config.header_timeout.min(config.idle_timeout),
+                        shutdown.clone(),
+                    );
+                    glommio::spawn_local(timeouts.clone().sweep()).detach();
                     let core = Rc::new(IoCore {
                         index,
                         cpu,
@@ -193,6 +200,7 @@ impl Server {
                         stats,
                         dispatcher,
                         shutdown,
+                        timeouts,
                         open_total,
                     });
                     for (_, stream) in results_rx.streams() {
