@@ -25,9 +25,7 @@ thread_local! {
 
 /// Calls `f` with the current date as an IMF-fixdate (29 ASCII bytes).
 pub fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = unix_secs_coarse();
     CACHED.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.secs != now {
@@ -38,6 +36,24 @@ pub fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
         }
         f(&cached.bytes)
     })
+}
+
+/// Seconds since the Unix epoch from CLOCK_REALTIME_COARSE: the clock as of
+/// the last kernel tick, read from the vDSO without touching the TSC. A
+/// second-resolution header does not need more, and this runs per response.
+fn unix_secs_coarse() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+        u64::try_from(ts.tv_sec).unwrap_or(0)
+    } else {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
 }
 
 /// Renders seconds since the Unix epoch as an IMF-fixdate (RFC 9110 §5.6.7);
