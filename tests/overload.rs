@@ -118,3 +118,25 @@ fn queue_depth_counts_waiting_jobs_not_the_running_one() {
         "one runs, one waits, one is rejected"
     );
 }
+
+// A hang-up used to go unseen while a job waited behind a read buffer full
+// of pipelined bytes (no read could reach the FIN): the job ran to the end.
+#[test]
+fn hanging_up_with_a_full_pipeline_buffer_still_cancels_the_job() {
+    let server = TestServer::start();
+    let mut client = connect(server.addr, QUICK);
+    let mut bytes = format!("GET /slow_threaded?id=full&{LONG} HTTP/1.1\r\n\r\n").into_bytes();
+    // Well past the 64 KiB read buffer.
+    while bytes.len() < 160 * 1024 {
+        bytes.extend_from_slice(b"GET /fast?id=p HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    client.write_all(&bytes).unwrap();
+    wait_for_stats(&server, 5, |s| s["compute_cores"][0]["running"] == true);
+    drop(client);
+    let stats = wait_for_stats(&server, 10, |s| {
+        s["jobs"]["cancelled"] == 1 && s["compute_cores"][0]["running"] == false
+    });
+    assert_eq!(stats["jobs"]["cancelled"], 1, "{stats}");
+    assert_eq!(stats["jobs"]["completed"], 0, "{stats}");
+    assert!(identity_holds(&stats));
+}

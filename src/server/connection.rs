@@ -4,11 +4,13 @@
 //! Requests on a connection are handled one at a time, so pipelined answers go
 //! out in request order. Before waiting for an offloaded job the answers
 //! already encoded are flushed, and while it waits the socket is still read:
-//! bytes go into the pipeline buffer, EOF or an error cancels the job. Every
+//! bytes go into the pipeline buffer, EOF or an error cancels the job (once
+//! that buffer is full, the socket's hang-up state is polled instead). Every
 //! read sits under a deadline (header, idle or job timeout), the buffers are
 //! bounded, and nothing a peer sends can panic this code.
 
 use std::net::Shutdown as Direction;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -30,6 +32,9 @@ const FLUSH_THRESHOLD: usize = 64 * 1024;
 const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes discarded while lingering.
 const LINGER_BYTES: usize = 4 * 1024 * 1024;
+/// How often a connection waiting on a job with a full read buffer checks
+/// whether its client hung up.
+const HANGUP_POLL: Duration = Duration::from_millis(100);
 
 /// Why a connection ended (logged at debug, hence the Debug-only fields).
 #[allow(dead_code)]
@@ -264,7 +269,14 @@ impl Connection {
                     },
                     async {
                         if !room {
-                            future::pending::<()>().await;
+                            // The buffer is full of pipelined bytes, so no
+                            // read can see a hang-up: ask the socket instead.
+                            loop {
+                                glommio::timer::sleep(HANGUP_POLL).await;
+                                if peer_gone(stream.as_raw_fd()) {
+                                    return Waited::Read(Ok(0));
+                                }
+                            }
                         }
                         Waited::Read(read_some(stream, spare).await)
                     },
@@ -367,6 +379,19 @@ impl Connection {
             }
         }
     }
+}
+
+/// True when the peer has closed its side or reset the connection, even with
+/// unread bytes still queued in front of the FIN.
+fn peer_gone(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; timeout 0 never blocks.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    ready > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 async fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
