@@ -9,7 +9,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::cli::ServeArgs;
-use crate::cores::{CoreLayout, CpuList};
+use crate::cores::{ComputePriority, CoreLayout, CpuList};
 use crate::error::{Error, Result};
 
 /// Largest `--queue-depth`; bounds the memory of the job channels.
@@ -36,35 +36,6 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Scheduling class of the compute threads. Default is `Normal`.
     pub compute_priority: ComputePriority,
-}
-
-/// How compute threads compete for their CPU with whatever else the kernel
-/// schedules there (another process, or the I/O thread on a shared core).
-/// On CPUs that only run compute it changes nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ComputePriority {
-    /// Fair share, like any other thread.
-    #[default]
-    Normal,
-    /// nice 19: a small share while others want the CPU, all of it otherwise.
-    Low,
-    /// SCHED_IDLE: only CPU time nothing else wants. Fast work sharing the CPU
-    /// is never delayed by a job, but busy neighbours can starve jobs into
-    /// their timeout (504).
-    Idle,
-}
-
-impl ComputePriority {
-    pub fn parse(text: &str) -> Result<ComputePriority> {
-        match text {
-            "normal" => Ok(ComputePriority::Normal),
-            "low" => Ok(ComputePriority::Low),
-            "idle" => Ok(ComputePriority::Idle),
-            _ => Err(Error::Config(format!(
-                "--compute-priority {text:?}: must be normal, low or idle"
-            ))),
-        }
-    }
 }
 
 impl ServeConfig {
@@ -178,22 +149,5 @@ mod tests {
         assert!(resolve_listen("127.0.0.1").is_err());
         assert!(resolve_listen("nonsense:port").is_err());
         assert!(resolve_listen("127.0.0.1:99999").is_err());
-    }
-
-    #[test]
-    fn compute_priorities() {
-        assert_eq!(
-            ComputePriority::parse("normal").unwrap(),
-            ComputePriority::Normal
-        );
-        assert_eq!(ComputePriority::parse("low").unwrap(), ComputePriority::Low);
-        assert_eq!(
-            ComputePriority::parse("idle").unwrap(),
-            ComputePriority::Idle
-        );
-        for bad in ["", "Idle", "high", "19"] {
-            let err = ComputePriority::parse(bad).unwrap_err().to_string();
-            assert!(err.contains("--compute-priority"), "{bad:?}: {err}");
-        }
     }
 }

@@ -4,7 +4,8 @@
 //! `--compute-cores`; `CoreLayout::resolve` combines those flags, `--reserve`
 //! and the process's usable CPUs (its affinity mask, so `taskset` and cgroups
 //! are honoured) into one validated layout. Every mistake is an error here,
-//! before any executor starts.
+//! before any executor starts. `ComputePriority` is how compute threads share
+//! their CPUs with anything else scheduled there.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -208,6 +209,56 @@ pub fn format_cpus(cpus: &[usize]) -> String {
     out
 }
 
+/// How compute threads compete for their CPU with whatever else the kernel
+/// schedules there (another process, or the I/O thread on a shared core).
+/// On CPUs that only run compute it changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ComputePriority {
+    /// Fair share, like any other thread.
+    #[default]
+    Normal,
+    /// nice 19: a small share while others want the CPU, all of it otherwise.
+    Low,
+    /// SCHED_IDLE: only CPU time nothing else wants. Fast work sharing the CPU
+    /// is never delayed by a job, but busy neighbours can starve jobs into
+    /// their timeout (504).
+    Idle,
+}
+
+impl ComputePriority {
+    pub fn parse(text: &str) -> Result<ComputePriority> {
+        match text {
+            "normal" => Ok(ComputePriority::Normal),
+            "low" => Ok(ComputePriority::Low),
+            "idle" => Ok(ComputePriority::Idle),
+            _ => Err(Error::Config(format!(
+                "--compute-priority {text:?}: must be normal, low or idle"
+            ))),
+        }
+    }
+
+    /// Puts the calling thread (an executor's own) in this scheduling class.
+    /// Lowering a thread's priority needs no privileges.
+    pub fn apply_to_current_thread(self) -> std::io::Result<()> {
+        let rc = match self {
+            ComputePriority::Normal => return Ok(()),
+            // SAFETY: plain syscalls; who = 0 / pid = 0 is the calling thread
+            // (Linux keeps nice and policy per thread).
+            ComputePriority::Low => unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) },
+            ComputePriority::Idle => {
+                let param = libc::sched_param { sched_priority: 0 };
+                // SAFETY: as above; `param` outlives the call.
+                unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) }
+            }
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +329,22 @@ mod tests {
     fn formats_cpu_ranges() {
         assert_eq!(format_cpus(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
         assert_eq!(format_cpus(&[]), "");
+    }
+
+    #[test]
+    fn compute_priorities() {
+        assert_eq!(
+            ComputePriority::parse("normal").unwrap(),
+            ComputePriority::Normal
+        );
+        assert_eq!(ComputePriority::parse("low").unwrap(), ComputePriority::Low);
+        assert_eq!(
+            ComputePriority::parse("idle").unwrap(),
+            ComputePriority::Idle
+        );
+        for bad in ["", "Idle", "high", "19"] {
+            let err = ComputePriority::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("--compute-priority"), "{bad:?}: {err}");
+        }
     }
 }

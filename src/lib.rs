@@ -40,7 +40,7 @@ pub mod server;
 pub mod stats;
 
 pub use config::ServeConfig;
-pub use cores::{CoreLayout, CpuList};
+pub use cores::{ComputePriority, CoreLayout, CpuList};
 pub use error::{Error, Result};
 pub use http::{RequestHead, Response};
 pub use jobs::{Cancelled, JobContext, JobFn};

@@ -119,8 +119,9 @@ fn queue_depth_counts_waiting_jobs_not_the_running_one() {
     );
 }
 
-// A hang-up used to go unseen while a job waited behind a read buffer full
-// of pipelined bytes (no read could reach the FIN): the job ran to the end.
+// See: #3 (hang-ups cancel jobs) — a hang-up used to go unseen while a job
+// waited behind a read buffer full of pipelined bytes (no read could reach
+// the FIN): the job ran to the end.
 #[test]
 fn hanging_up_with_a_full_pipeline_buffer_still_cancels_the_job() {
     let server = TestServer::start();

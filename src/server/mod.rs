@@ -26,7 +26,8 @@ use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::{Domain, Socket, Type};
 
-use crate::config::{ComputePriority, ServeConfig};
+use crate::config::ServeConfig;
+use crate::cores::ComputePriority;
 use crate::error::{Error, Result};
 use crate::jobs::dispatch::Dispatcher;
 use crate::jobs::worker::{install_panic_hook, run_compute_core, ComputeCore};
@@ -128,7 +129,7 @@ impl Server {
             let name = format!("hl-compute-{cpu}");
             let spawned =
                 builder(cpu, &name, CoreRole::Compute, shared).spawn(move || async move {
-                    if let Err(err) = set_thread_priority(priority) {
+                    if let Err(err) = priority.apply_to_current_thread() {
                         log::warn!("compute core {cpu}: --compute-priority {priority:?} not applied: {err}");
                     }
                     let joined =
@@ -291,27 +292,6 @@ async fn join_meshes(
     match future::or(both, stopped).await? {
         (Ok(jobs), Ok(results)) => Some((jobs, results)),
         _ => None,
-    }
-}
-
-/// Puts the calling thread (an executor's own) in `priority`'s scheduling
-/// class. Lowering a thread's priority needs no privileges.
-fn set_thread_priority(priority: ComputePriority) -> std::io::Result<()> {
-    let rc = match priority {
-        ComputePriority::Normal => return Ok(()),
-        // SAFETY: plain syscalls; who = 0 / pid = 0 is the calling thread
-        // (Linux keeps nice and policy per thread).
-        ComputePriority::Low => unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) },
-        ComputePriority::Idle => {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: as above; `param` outlives the call.
-            unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) }
-        }
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }
 
