@@ -14,6 +14,7 @@ PASS or FAIL; exits 1 on FAIL.
 """
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -122,6 +123,22 @@ def read_response(f):
     return status, headers, body
 
 
+@contextlib.contextmanager
+def conversation(soak, kind, timeout):
+    """A connection and its reader for one client of `kind`. A request that
+    goes unanswered (EOF, reset, timeout) is noted as that kind's problem;
+    both ends are closed however the block ends."""
+    s = connect(soak.addr, timeout)
+    f = s.makefile("rb")
+    try:
+        yield s, f
+    except (OSError, Unanswered) as e:
+        soak.note(kind, problem="unanswered: %r" % e)
+    finally:
+        f.close()
+        s.close()
+
+
 def request(path, close=False, extra=b""):
     conn = b"Connection: close\r\n" if close else b""
     return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: soak\r\n" + conn + extra + b"\r\n"
@@ -130,9 +147,7 @@ def request(path, close=False, extra=b""):
 def fast_client(soak, idx):
     n = 0
     while not soak.stop.is_set():
-        s = connect(soak.addr, 10)
-        f = s.makefile("rb")
-        try:
+        with conversation(soak, "fast", 10) as (s, f):
             for k in range(50):
                 if soak.stop.is_set():
                     break
@@ -147,23 +162,16 @@ def fast_client(soak, idx):
                 else:
                     soak.note("fast", time.monotonic() - t0, lat_kind="fast")
                 time.sleep(soak.args.pace)
-        except (OSError, Unanswered) as e:
-            soak.note("fast", problem="unanswered: %r" % e)
-        finally:
-            f.close()
-            s.close()
 
 
 def pipelined_client(soak):
     n = 0
     while not soak.stop.is_set():
-        s = connect(soak.addr, 10)
-        f = s.makefile("rb")
         ids = ["p%d-%d" % (n, i) for i in range(8)]
         n += 1
         batch = b"".join(request("/fast?id=" + i) for i in ids) + request("/healthz", close=True)
-        soak.count_sent("pipelined", 9)
-        try:
+        with conversation(soak, "pipelined", 10) as (s, f):
+            soak.count_sent("pipelined", 9)
             s.sendall(batch)
             for want in [("fast result " + i).encode() for i in ids] + [b"ok"]:
                 status, _, body = read_response(f)
@@ -171,11 +179,6 @@ def pipelined_client(soak):
                     soak.note("pipelined", problem="out of order: %r for %r" % (body, want))
                 else:
                     soak.note("pipelined")
-        except (OSError, Unanswered) as e:
-            soak.note("pipelined", problem="unanswered: %r" % e)
-        finally:
-            f.close()
-            s.close()
         time.sleep(soak.args.pace * 4)
 
 
@@ -184,9 +187,7 @@ def job_client(soak, kind):
     rng = random.Random(kind)
     n = 0
     while not soak.stop.is_set():
-        s = connect(soak.addr, soak.args.job_timeout + 15)
-        f = s.makefile("rb")
-        try:
+        with conversation(soak, kind, soak.args.job_timeout + 15) as (s, f):
             for _ in range(10):
                 if soak.stop.is_set():
                     break
@@ -207,11 +208,6 @@ def job_client(soak, kind):
                 else:
                     soak.note(kind, problem="wrong answer %d %r" % (status, body[:60]))
                 time.sleep(rng.uniform(0.05, 0.3))
-        except (OSError, Unanswered) as e:
-            soak.note(kind, problem="unanswered: %r" % e)
-        finally:
-            f.close()
-            s.close()
 
 
 def malformed_client(soak):
@@ -220,9 +216,7 @@ def malformed_client(soak):
         data, want = MALFORMED[i % len(MALFORMED)]
         i += 1
         soak.count_sent("malformed")
-        s = connect(soak.addr, 5)
-        f = s.makefile("rb")
-        try:
+        with conversation(soak, "malformed", 5) as (s, f):
             s.sendall(data)
             status, _, _ = read_response(f)
             if status != want:
@@ -231,11 +225,6 @@ def malformed_client(soak):
                 soak.note("malformed", problem="not closed after %d" % status)
             else:
                 soak.note("malformed")
-        except (OSError, Unanswered) as e:
-            soak.note("malformed", problem="unanswered: %r" % e)
-        finally:
-            f.close()
-            s.close()
         time.sleep(0.1)
 
 
