@@ -25,8 +25,11 @@ pub enum ParseError {
     BodyTooLarge,
     /// A well-formed request line naming a version other than 1.0/1.1 (505).
     UnsupportedVersion,
-    /// A Transfer-Encoding whose final coding is not `chunked` (501).
+    /// A Transfer-Encoding naming a coding other than `chunked` (501).
     UnsupportedTransferEncoding,
+    /// A well-formed request for something heavylift does not implement,
+    /// such as `CONNECT` (501); the text says what.
+    NotImplemented(&'static str),
 }
 
 impl ParseError {
@@ -38,14 +41,14 @@ impl ParseError {
             ParseError::HeadTooLarge | ParseError::TooManyHeaders => 431,
             ParseError::BodyTooLarge => 413,
             ParseError::UnsupportedVersion => 505,
-            ParseError::UnsupportedTransferEncoding => 501,
+            ParseError::UnsupportedTransferEncoding | ParseError::NotImplemented(_) => 501,
         }
     }
 
     /// A one-line human reason, sent as the body of the automatic response.
     pub fn reason(&self) -> &'static str {
         match self {
-            ParseError::Malformed(why) => why,
+            ParseError::Malformed(why) | ParseError::NotImplemented(why) => why,
             ParseError::UriTooLong => "request line longer than 8192 bytes",
             ParseError::HeadTooLarge => "request head larger than 8192 bytes",
             ParseError::TooManyHeaders => "more than 100 request headers",
@@ -82,7 +85,7 @@ mod tests {
     use super::super::{MAX_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES};
     use super::*;
 
-    const ALL: [ParseError; 8] = [
+    const ALL: [ParseError; 9] = [
         ParseError::Malformed("malformed request line"),
         ParseError::UriTooLong,
         ParseError::HeadTooLarge,
@@ -91,12 +94,13 @@ mod tests {
         ParseError::BodyTooLarge,
         ParseError::UnsupportedVersion,
         ParseError::UnsupportedTransferEncoding,
+        ParseError::NotImplemented("CONNECT is not supported"),
     ];
 
     #[test]
     fn status_mapping() {
         let statuses: Vec<u16> = ALL.iter().map(ParseError::status).collect();
-        assert_eq!(statuses, [400, 414, 431, 431, 400, 413, 505, 501]);
+        assert_eq!(statuses, [400, 414, 431, 431, 400, 413, 505, 501, 501]);
     }
 
     #[test]

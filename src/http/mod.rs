@@ -9,14 +9,19 @@
 //! next request), `Expect: 100-continue` (see [`response::CONTINUE`]), and
 //! request bodies framed by `Content-Length` or `chunked`, which are read and
 //! ignored. What is refused, each with one status ([`ParseError::status`]):
-//! a request line over [`MAX_REQUEST_LINE_BYTES`] (414); a head over
-//! [`MAX_HEAD_BYTES`] or with more than [`MAX_HEADERS`] fields (431); a
-//! body over [`MAX_BODY_BYTES`], declared or read (413); a bad or conflicting
+//! a request line over [`MAX_REQUEST_LINE_BYTES`] (414); a method over
+//! [`target::MAX_METHOD_BYTES`] (400); a head over [`MAX_HEAD_BYTES`] or with
+//! more than [`MAX_HEADERS`] fields (431); a body over [`MAX_BODY_BYTES`],
+//! declared or read, framing bytes included (413); a bad or conflicting
 //! `Content-Length`, or `Content-Length` together with `Transfer-Encoding`
-//! (400); any transfer coding that does not end in `chunked` (501); an HTTP
-//! version other than 1.0/1.1 on an otherwise well-formed request line (505);
-//! anything else that is not HTTP/1.x (400). Responses always carry
-//! `Content-Length`; they are never chunked. `Host` is not required.
+//! (400); a transfer coding other than `chunked` (501); a
+//! `Transfer-Encoding` that is not exactly one `chunked` (400); an HTTP/1.1
+//! request without exactly one valid `Host` (400, RFC 9112 section 3.2); a
+//! target that is not origin-form, absolute-form or `OPTIONS *`, or holds a
+//! byte outside printable ASCII or a `#` (400, [`target`]); `CONNECT` (501);
+//! an HTTP version other than 1.0/1.1 on an otherwise well-formed request
+//! line (505); anything else that is not HTTP/1.x (400). Responses always
+//! carry `Content-Length`; they are never chunked.
 
 pub mod body;
 pub mod date;
@@ -25,6 +30,7 @@ pub mod query;
 pub mod reader;
 pub mod request;
 pub mod response;
+pub mod target;
 
 pub use body::BodyReader;
 pub use error::ParseError;
@@ -75,7 +81,7 @@ mod tests {
                 assert!(used <= self.buf.len());
                 self.buf.drain(..used);
                 self.seen.push(format!("{} {}", head.method, head.target));
-                self.body = Some(BodyReader::new(head.body)?);
+                self.body = Some(BodyReader::new(head.body, MAX_BODY_BYTES)?);
             }
         }
     }
@@ -93,8 +99,8 @@ mod tests {
     #[test]
     fn header_count_limit() {
         let many = |n: usize| {
-            let headers: String = (0..n).map(|i| format!("X-H{i}: v\r\n")).collect();
-            format!("GET / HTTP/1.1\r\n{headers}\r\n").into_bytes()
+            let headers: String = (1..n).map(|i| format!("X-H{i}: v\r\n")).collect();
+            format!("GET / HTTP/1.1\r\nHost: t\r\n{headers}\r\n").into_bytes()
         };
         assert_eq!(outcome(&many(MAX_HEADERS)), "Empty");
         let too_many = RequestHead::parse(&many(MAX_HEADERS + 1));
@@ -110,7 +116,7 @@ mod tests {
         };
         // A line of exactly 8192 bytes is fine as a line, but the head will
         // be at least 8194: known as soon as 8192 bytes are here.
-        let req = [line(MAX_REQUEST_LINE_BYTES), b"\r\n".to_vec()].concat();
+        let req = [line(MAX_REQUEST_LINE_BYTES), b"Host: t\r\n\r\n".to_vec()].concat();
         assert_eq!(outcome(&req[..MAX_HEAD_BYTES - 1]), "none");
         assert_eq!(
             (outcome(&req[..MAX_HEAD_BYTES]), outcome(&req)),
@@ -127,7 +133,7 @@ mod tests {
         assert_eq!(outcome(&endless), "414");
         // A head of exactly 8192 bytes is fine; 8193 is 431, complete or not.
         let padded = |total: usize| {
-            let mut s = b"GET / HTTP/1.1\r\nX: ".to_vec();
+            let mut s = b"GET / HTTP/1.1\r\nHost: t\r\nX: ".to_vec();
             s.resize(total - 4, b'v');
             [s, b"\r\n\r\n".to_vec()].concat()
         };
@@ -186,8 +192,8 @@ mod tests {
     #[test]
     fn pipeline_of_mixed_bodies_split_anywhere() {
         let buf = b"GET /fast?id=1 HTTP/1.1\r\nHost: x\r\n\r\n\
-            POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\
-            POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n\
+            POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+            POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n\
             \r\nGET /healthz HTTP/1.0\r\n\r\nGET /partial HTTP/1.1\r\n";
         let want = ["GET /fast?id=1", "POST /a", "POST /b", "GET /healthz"];
         let mut byte_by_byte = Conn::default();
@@ -268,7 +274,8 @@ mod tests {
             if let Ok(Some((_, n))) = RequestHead::parse(&buf) {
                 assert!(n <= buf.len() && n <= MAX_HEAD_BYTES);
             }
-            let mut body = BodyReader::new(BodyKind::Chunked).expect("chunked is always fine");
+            let mut body =
+                BodyReader::new(BodyKind::Chunked, MAX_BODY_BYTES).expect("chunked is always fine");
             let mut at = 0;
             while at < buf.len() && !body.is_done() {
                 let end = (at + 1 + rng.below(16)).min(buf.len());

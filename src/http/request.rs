@@ -8,6 +8,7 @@
 //! buffer, so its cost is bounded however much a peer sends, and the answer
 //! does not depend on how the bytes were split across reads.
 
+use super::target::{is_valid_host, parse_target, TargetForm, MAX_METHOD_BYTES};
 use super::{ParseError, MAX_HEADERS, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES};
 
 /// The HTTP versions spoken; anything else is refused with 505 or 400.
@@ -24,7 +25,7 @@ pub enum BodyKind {
     Empty,
     /// `Content-Length: n`, n > 0 (may exceed the limit: `BodyReader` says 413).
     Length(u64),
-    /// `Transfer-Encoding` whose final coding is `chunked`.
+    /// `Transfer-Encoding: chunked`, the only transfer coding accepted.
     Chunked,
 }
 
@@ -36,6 +37,8 @@ pub struct RequestHead {
     pub method: String,
     /// The raw request-target, e.g. "/fast?id=1"; not percent-decoded.
     pub target: String,
+    /// The target's form (origin, absolute or `*`), checked by URI grammar.
+    pub form: TargetForm,
     pub version: Version,
     /// Whether the connection stays open after the response: 1.1 unless
     /// `Connection: close`; 1.0 only with `Connection: keep-alive`.
@@ -49,20 +52,21 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
-    /// The target before the first '?'.
+    /// The path: the target before the first '?'. For the absolute-form
+    /// (`GET http://host/fast?id=1`, which RFC 9112 section 3.2.2 says a
+    /// server must accept) the path after the authority, `/` when empty;
+    /// `*` for `OPTIONS *`.
     pub fn path(&self) -> &str {
         let path = self
             .target
             .split_once('?')
             .map_or(self.target.as_str(), |(path, _)| path);
-        // Absolute form (`GET http://host/fast?id=1`, RFC 9112 3.2.2): route on
-        // the path part, as servers must accept it.
-        match path
-            .strip_prefix("http://")
-            .or_else(|| path.strip_prefix("https://"))
-        {
-            Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
-            None => path,
+        match self.form {
+            TargetForm::Absolute { path_at } => match path.get(path_at..) {
+                Some(p) if !p.is_empty() => p,
+                _ => "/",
+            },
+            TargetForm::Origin | TargetForm::Asterisk => path,
         }
     }
 
@@ -125,10 +129,17 @@ fn request_line(window: &[u8]) -> (&[u8], bool) {
     }
 }
 
+/// 400 when the method is, or must end up, longer than `MAX_METHOD_BYTES`;
 /// 414 when the request line (with its line ending) is, or must end up,
 /// longer than `MAX_REQUEST_LINE_BYTES`.
 fn check_request_line(window: &[u8]) -> Result<(), ParseError> {
     let (line, complete) = request_line(window);
+    let method = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    if method > MAX_METHOD_BYTES {
+        return Err(ParseError::Malformed(
+            "malformed request: method longer than 32 bytes",
+        ));
+    }
     let too_long = if complete {
         line.len() + 1 > MAX_REQUEST_LINE_BYTES
     } else {
@@ -174,7 +185,12 @@ const TE_AND_CL: ParseError =
     ParseError::Malformed("malformed request: both Transfer-Encoding and Content-Length");
 const TE_IN_HTTP10: ParseError =
     ParseError::Malformed("malformed request: Transfer-Encoding in an HTTP/1.0 request");
-const EMPTY_TE: ParseError = ParseError::Malformed("malformed request: empty Transfer-Encoding");
+const BAD_TE: ParseError =
+    ParseError::Malformed("malformed request: Transfer-Encoding must be exactly one \"chunked\"");
+const NO_HOST: ParseError = ParseError::Malformed("malformed request: HTTP/1.1 requires a Host");
+const TWO_HOSTS: ParseError = ParseError::Malformed("malformed request: more than one Host");
+const BAD_HOST: ParseError =
+    ParseError::Malformed("malformed request: Host is not a valid host[:port]");
 
 /// Turns httparse's view of a complete head into a `RequestHead`.
 fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError> {
@@ -186,8 +202,11 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
     let (Some(method), Some(target)) = (req.method, req.path) else {
         return Err(ParseError::Malformed("malformed request line"));
     };
+    let form = parse_target(method, target)?;
     let mut content_length: Option<u64> = None;
-    let (mut has_te, mut final_coding) = (false, None);
+    let mut hosts = 0;
+    // Transfer-Encoding field lines, and whether the only one is `chunked`.
+    let (mut te_lines, mut te_chunked) = (0, false);
     let (mut close, mut keep_alive_token) = (false, false);
     let (mut accepts_json, mut expects_continue) = (false, false);
     for header in req.headers.iter() {
@@ -199,8 +218,20 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
             }
             content_length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            has_te = true;
-            final_coding = tokens(value).last().or(final_coding);
+            te_lines += 1;
+            te_chunked = value.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            // A coding we do not decode is a 501 however the list is written.
+            if tokens(value).any(|t| !t.eq_ignore_ascii_case(b"chunked")) {
+                return Err(ParseError::UnsupportedTransferEncoding);
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            if hosts > 1 {
+                return Err(TWO_HOSTS);
+            }
+            if !is_valid_host(value) {
+                return Err(BAD_HOST);
+            }
         } else if name.eq_ignore_ascii_case("connection") {
             for token in tokens(value) {
                 close |= token.eq_ignore_ascii_case(b"close");
@@ -215,16 +246,21 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
             expects_continue |= value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         }
     }
-    let body = match (has_te, final_coding) {
-        (false, _) => content_length
+    if hosts == 0 && version == Version::Http11 {
+        // RFC 9112 section 3.2: a server MUST answer 400.
+        return Err(NO_HOST);
+    }
+    let body = match te_lines {
+        0 => content_length
             .filter(|&n| n > 0)
             .map_or(BodyKind::Empty, BodyKind::Length),
         // Both framings at once is how requests are smuggled (RFC 9112 §6.3).
-        (true, _) if content_length.is_some() => return Err(TE_AND_CL),
-        (true, _) if version == Version::Http10 => return Err(TE_IN_HTTP10),
-        (true, Some(coding)) if coding.eq_ignore_ascii_case(b"chunked") => BodyKind::Chunked,
-        (true, Some(_)) => return Err(ParseError::UnsupportedTransferEncoding),
-        (true, None) => return Err(EMPTY_TE),
+        _ if content_length.is_some() => return Err(TE_AND_CL),
+        _ if version == Version::Http10 => return Err(TE_IN_HTTP10),
+        // `chunked` twice, split over lines, or beside empty list elements:
+        // a proxy in front could frame it differently.
+        1 if te_chunked => BodyKind::Chunked,
+        _ => return Err(BAD_TE),
     };
     let keep_alive = match version {
         Version::Http11 => !close,
@@ -233,6 +269,7 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
     Ok(RequestHead {
         method: method.to_owned(),
         target: target.to_owned(),
+        form,
         version,
         keep_alive,
         body,
@@ -286,10 +323,14 @@ mod tests {
         }
     }
 
-    /// `GET / <version>` with `headers` joined by '|'.
+    /// `GET / <version>` with `headers` joined by '|', and `Host: t` first
+    /// on HTTP/1.1 unless `headers` name a Host.
     fn req(version: &str, headers: &str) -> Vec<u8> {
-        let lines: String = headers
-            .split('|')
+        let host = version == "HTTP/1.1" && !headers.to_ascii_lowercase().contains("host:");
+        let lines: String = host
+            .then_some("Host: t")
+            .into_iter()
+            .chain(headers.split('|'))
             .filter(|h| !h.is_empty())
             .map(|h| format!("{h}\r\n"))
             .collect();
@@ -318,7 +359,7 @@ mod tests {
             b"GET /fast?id=1&n=2 HTTP/1.1\r\nHost: x\r\nAccept: text/plain, \
             APPLICATION/json;q=0.1\r\nExpect: 100-Continue\r\n\r\n",
         );
-        let want = "RequestHead { method: \"GET\", target: \"/fast?id=1&n=2\", version: Http11, \
+        let want = "RequestHead { method: \"GET\", target: \"/fast?id=1&n=2\", form: Origin, version: Http11, \
             keep_alive: true, body: Empty, accepts_json: true, expects_continue: true }";
         assert_eq!(
             (format!("{h:?}").as_str(), h.path(), h.query()),
@@ -326,20 +367,23 @@ mod tests {
         );
         // HTTP/1.0 ignores Expect; only the Accept header itself counts.
         let h = head(b"POST /x?a?b HTTP/1.0\nExpect: 100-continue\nX-Accept: application/json\n\n");
-        let want = "RequestHead { method: \"POST\", target: \"/x?a?b\", version: Http10, \
+        let want =
+            "RequestHead { method: \"POST\", target: \"/x?a?b\", form: Origin, version: Http10, \
             keep_alive: false, body: Empty, accepts_json: false, expects_continue: false }";
         assert_eq!(
             (format!("{h:?}").as_str(), h.path(), h.query()),
             (want, "/x", "a?b")
         );
         assert_eq!(
-            head(b"GET /p HTTP/1.1\r\nAccept: application/jso\r\n\r\n").query(),
+            head(b"GET /p HTTP/1.1\r\nHost: t\r\nAccept: application/jso\r\n\r\n").query(),
             ""
         );
         // Absolute form routes on the path.
-        let h = head(b"GET http://h:1/fast?id=2 HTTP/1.1\r\n\r\n");
+        let h = head(b"GET http://h:1/fast?id=2 HTTP/1.1\r\nHost: h:1\r\n\r\n");
         assert_eq!((h.path(), h.query()), ("/fast", "id=2"));
-        assert_eq!(head(b"GET http://h HTTP/1.1\r\n\r\n").path(), "/");
+        let h = head(b"GET HTTPS://h?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!((h.path(), h.query()), ("/", "x=1"));
+        assert_eq!(head(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n").path(), "*");
     }
 
     #[test]
@@ -354,13 +398,13 @@ mod tests {
 
     #[test]
     fn pipelined_and_leading_blank_lines() {
-        let two = b"\r\n\nGET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
-        assert_eq!(outcome(two), "used 22 of 41"); // the blank lines count
-        assert_eq!(outcome(&two[22..]), "Empty");
+        let two = b"\r\n\nGET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n";
+        assert_eq!(outcome(two), "used 31 of 59"); // the blank lines count
+        assert_eq!(outcome(&two[31..]), "Empty");
         // A short head followed by a long body is not judged by the body.
-        let mut big = b"POST / HTTP/1.1\r\nContent-Length: 20000\r\n\r\n".to_vec();
+        let mut big = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 20000\r\n\r\n".to_vec();
         big.resize(20_000, b'x');
-        assert_eq!(outcome(&big), "used 42 of 20000");
+        assert_eq!(outcome(&big), "used 51 of 20000");
     }
 
     #[test]
@@ -386,20 +430,83 @@ mod tests {
             HTTP/1.1 Content-Length: 5|Content-Length: x => 400",
         );
         assert_eq!(
-            outcome(b"GET / HTTP/1.1\r\nContent-Length: \r\n\r\n"),
+            outcome(b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: \r\n\r\n"),
             "400"
         );
+    }
+
+    #[test]
+    fn host_rules() {
+        check(
+            "HTTP/1.1 Host: a => Empty
+            HTTP/1.1 host: [::1]:8888 => Empty
+            HTTP/1.1 Host: => Empty
+            HTTP/1.0 => Empty close
+            HTTP/1.0 Host: a => Empty close
+            HTTP/1.1 X-Host: a|Host: b => Empty
+            HTTP/1.1 Host: a|Host: a => 400
+            HTTP/1.1 Host: a|host: b => 400
+            HTTP/1.0 Host: a|Host: b => 400
+            HTTP/1.1 Host: a b => 400
+            HTTP/1.1 Host: a:b => 400
+            HTTP/1.1 Host: u@a => 400
+            HTTP/1.1 Host: a/b => 400
+            HTTP/1.0 Host: a:99999 => 400",
+        );
+        // No Host at all on HTTP/1.1: RFC 9112 section 3.2.
+        assert_eq!(outcome(b"GET /fast?id=1 HTTP/1.1\r\n\r\n"), "400");
+        assert_eq!(
+            outcome(b"GET http://a/fast?id=1 HTTP/1.1\r\n\r\n"),
+            "400",
+            "absolute-form still needs Host"
+        );
+    }
+
+    #[test]
+    fn targets_and_methods() {
+        let target = |line: &str| outcome(format!("{line}\r\nHost: t\r\n\r\n").as_bytes());
+        for (line, want) in [
+            ("GET /fast?id=1 HTTP/1.1", "Empty"),
+            ("GET HTTP://a/fast?id=1 HTTP/1.1", "Empty"),
+            ("OPTIONS * HTTP/1.1", "Empty"),
+            ("GET * HTTP/1.1", "400"),
+            ("CONNECT a:443 HTTP/1.1", "501"),
+            ("GET a:443 HTTP/1.1", "400"),
+            ("GET /a#b HTTP/1.1", "400"),
+            ("GET /caf\u{e9} HTTP/1.1", "400"),
+            ("UPDATEREDIRECTREF / HTTP/1.1", "Empty"),
+        ] {
+            assert_eq!(target(line), want, "{line}");
+        }
+        let method = |len: usize| format!("{} / HTTP/1.1", "M".repeat(len));
+        assert_eq!(target(&method(MAX_METHOD_BYTES)), "Empty");
+        assert_eq!(target(&method(MAX_METHOD_BYTES + 1)), "400");
+        // An over-long method is a 400 as soon as it is known, even when the
+        // line is also past the target's 414 limit.
+        let endless = "M".repeat(MAX_REQUEST_LINE_BYTES * 2);
+        assert_eq!(outcome(&endless.as_bytes()[..MAX_METHOD_BYTES]), "none");
+        assert_eq!(outcome(&endless.as_bytes()[..=MAX_METHOD_BYTES]), "400");
+        assert_eq!(outcome(endless.as_bytes()), "400");
     }
 
     #[test]
     fn transfer_encoding_rules() {
         check(
             "HTTP/1.1 Transfer-Encoding: chunked => Chunked
-            HTTP/1.1 transfer-encoding: gzip, CHUNKED => Chunked
-            HTTP/1.1 Transfer-Encoding: gzip|Transfer-Encoding: chunked => Chunked
+            HTTP/1.1 transfer-encoding:   CHUNKED\t => Chunked
+            HTTP/1.1 transfer-encoding: gzip, CHUNKED => 501
+            HTTP/1.1 Transfer-Encoding: gzip|Transfer-Encoding: chunked => 501
             HTTP/1.1 Transfer-Encoding: chunked|Transfer-Encoding: gzip => 501
             HTTP/1.1 Transfer-Encoding: chunked, gzip => 501
             HTTP/1.1 Transfer-Encoding: gzip => 501
+            HTTP/1.1 Transfer-Encoding: identity => 501
+            HTTP/1.1 Transfer-Encoding: chunked;q=1 => 501
+            HTTP/1.1 Transfer-Encoding: chunked, chunked => 400
+            HTTP/1.1 Transfer-Encoding: chunked|Transfer-Encoding: chunked => 400
+            HTTP/1.1 Transfer-Encoding: chunked|Transfer-Encoding: => 400
+            HTTP/1.1 Transfer-Encoding: chunked, => 400
+            HTTP/1.1 Transfer-Encoding: ,chunked => 400
+            HTTP/1.1 Transfer-Encoding: => 400
             HTTP/1.1 Transfer-Encoding: , => 400
             HTTP/1.1 Content-Length: 3|Transfer-Encoding: chunked => 400
             HTTP/1.1 Transfer-Encoding: chunked|Content-Length: 0 => 400
