@@ -2,17 +2,32 @@
 //! ignores them. The connection loop makes a [`BodyReader`] from
 //! `RequestHead::body` and feeds it whatever bytes follow the head, read by
 //! read, until [`BodyReader::is_done`]; the bytes it did not take belong to
-//! the next pipelined request. It enforces `MAX_BODY_BYTES` (413) on the
-//! declared length and on the chunked data actually announced, and rejects
-//! bad chunked framing (400). It keeps at most one chunk-size line.
+//! the next pipelined request.
+//!
+//! It enforces the body limit (413) on the declared length and, for
+//! `chunked`, on every byte of the encoding: data, chunk-size lines with
+//! their extensions, CRLFs and trailers (CVE-2024-22019 was a server that
+//! counted only the data). A chunk-size line must be RFC 9112 section 7.1.1
+//! exactly (hex digits, then `;name[=token-or-quoted-string]` extensions
+//! with whitespace only where BWS is allowed), and trailer fields follow the
+//! header fields' syntax (httparse, as for the head) with CRLF line ends;
+//! anything else is a 400. It keeps at most one chunk-size line and the
+//! trailer section, both bounded.
 
-use super::{BodyKind, ParseError, MAX_BODY_BYTES, MAX_HEAD_BYTES};
+use super::{BodyKind, ParseError, MAX_HEADERS, MAX_HEAD_BYTES};
 
 /// A chunk-size line (size, extensions, CRLF) longer than this is refused.
 const MAX_CHUNK_LINE_BYTES: usize = 1024;
 /// Trailer fields after the last chunk, all together, are held to the same
 /// limit as a request head.
 const MAX_TRAILER_BYTES: usize = MAX_HEAD_BYTES;
+
+const BAD_SIZE_LINE: ParseError =
+    ParseError::Malformed("bad chunked body: invalid chunk-size line");
+const LONG_SIZE_LINE: ParseError =
+    ParseError::Malformed("bad chunked body: chunk-size line too long");
+const BAD_TRAILERS: ParseError = ParseError::Malformed("bad chunked body: invalid trailer field");
+const LONG_TRAILERS: ParseError = ParseError::Malformed("bad chunked body: trailers too large");
 
 /// Where the reader is in the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +40,8 @@ enum State {
     ChunkData { remaining: u64 },
     /// After a chunk's data: expecting "\r\n" (`seen_cr` after the '\r').
     ChunkEnd { seen_cr: bool },
-    /// After the last chunk: trailer lines until an empty line.
-    Trailers {
-        total: usize,
-        line_len: usize,
-        last_cr: bool,
-    },
+    /// After the last chunk: the trailer section so far, up to its empty line.
+    Trailers { section: Vec<u8> },
     /// The whole body has been consumed.
     Done,
     /// A framing error; every later call repeats it.
@@ -41,23 +52,27 @@ enum State {
 #[derive(Debug)]
 pub struct BodyReader {
     state: State,
-    /// Chunk data announced so far, checked against `MAX_BODY_BYTES`.
-    announced: u64,
+    /// Most bytes the body may take, framing included (413 past it).
+    limit: u64,
+    /// Bytes taken so far, framing included.
+    taken: u64,
 }
 
 impl BodyReader {
-    /// A reader for a body framed as `kind`; a declared length over
-    /// `MAX_BODY_BYTES` is refused here, before any byte is read.
-    pub fn new(kind: BodyKind) -> Result<BodyReader, ParseError> {
+    /// A reader for a body framed as `kind` and held to `limit` bytes; a
+    /// declared length over the limit is refused here, before any byte is
+    /// read.
+    pub fn new(kind: BodyKind, limit: u64) -> Result<BodyReader, ParseError> {
         let state = match kind {
             BodyKind::Empty | BodyKind::Length(0) => State::Done,
-            BodyKind::Length(n) if n > MAX_BODY_BYTES => return Err(ParseError::BodyTooLarge),
+            BodyKind::Length(n) if n > limit => return Err(ParseError::BodyTooLarge),
             BodyKind::Length(n) => State::Length { remaining: n },
             BodyKind::Chunked => State::ChunkSize { line: Vec::new() },
         };
         Ok(BodyReader {
             state,
-            announced: 0,
+            limit,
+            taken: 0,
         })
     }
 
@@ -67,7 +82,14 @@ impl BodyReader {
         let mut at = 0;
         while at < buf.len() && !self.is_done() {
             let rest = buf.get(at..).unwrap_or_default();
-            match self.step(rest) {
+            let step = self.step(rest).and_then(|n| {
+                self.taken = self.taken.saturating_add(n as u64);
+                match self.taken > self.limit {
+                    true => Err(ParseError::BodyTooLarge),
+                    false => Ok(n),
+                }
+            });
+            match step {
                 Ok(n) => at += n,
                 Err(e) => {
                     self.state = State::Failed(e);
@@ -84,6 +106,11 @@ impl BodyReader {
     /// Whether the whole body has been consumed.
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Body bytes taken so far, framing included.
+    pub fn taken(&self) -> u64 {
+        self.taken
     }
 
     /// Advances through one piece of framing; `rest` is never empty.
@@ -108,36 +135,30 @@ impl BodyReader {
                     None => (rest, false),
                 };
                 if line.len() + piece.len() > MAX_CHUNK_LINE_BYTES {
-                    return Err(ParseError::Malformed(
-                        "bad chunked body: chunk-size line too long",
-                    ));
+                    return Err(LONG_SIZE_LINE);
                 }
-                let checked = line.len().saturating_sub(1);
                 line.extend_from_slice(piece);
-                let fresh = line.get(checked..).unwrap_or_default();
-                let bare_cr = fresh
-                    .windows(2)
-                    .any(|w| w.first() == Some(&b'\r') && w.get(1) != Some(&b'\n'));
-                if bare_cr || !line.first().is_some_and(u8::is_ascii_hexdigit) {
-                    return Err(ParseError::Malformed(
-                        "bad chunked body: invalid chunk-size line",
-                    ));
-                }
-                if ended {
-                    let size = chunk_size(line)?;
-                    self.announced = self.announced.saturating_add(size);
-                    if self.announced > MAX_BODY_BYTES {
-                        return Err(ParseError::BodyTooLarge);
-                    }
-                    self.state = match size {
-                        0 => State::Trailers {
-                            total: 0,
-                            line_len: 0,
-                            last_cr: false,
-                        },
-                        n => State::ChunkData { remaining: n },
+                if !ended {
+                    // Fail early on what can never become a valid line.
+                    return match chunk_size_line(line, false) {
+                        Err(e) => Err(e),
+                        Ok(_) => Ok(piece.len()),
                     };
                 }
+                let size = chunk_size_line(line, true)?.unwrap_or_default();
+                // This line, the chunk's data and its CRLF, on top of what
+                // was taken (the line's earlier pieces included): 413 now
+                // rather than after the data has been read.
+                let framed = self.taken.saturating_add(piece.len() as u64);
+                if framed.saturating_add(size).saturating_add(2) > self.limit {
+                    return Err(ParseError::BodyTooLarge);
+                }
+                self.state = match size {
+                    0 => State::Trailers {
+                        section: Vec::new(),
+                    },
+                    n => State::ChunkData { remaining: n },
+                };
                 Ok(piece.len())
             }
             State::ChunkEnd { seen_cr } => {
@@ -152,55 +173,144 @@ impl BodyReader {
                 }
                 Ok(1)
             }
-            State::Trailers {
-                total,
-                line_len,
-                last_cr,
-            } => {
-                let b = rest.first().copied().unwrap_or_default();
-                *total += 1;
-                if *total > MAX_TRAILER_BYTES {
-                    return Err(ParseError::Malformed(
-                        "bad chunked body: trailers too large",
-                    ));
+            State::Trailers { section } => {
+                let (piece, ended_line) = match rest.iter().position(|&b| b == b'\n') {
+                    Some(lf) => (rest.get(..=lf).unwrap_or(rest), true),
+                    None => (rest, false),
+                };
+                if section.len() + piece.len() > MAX_TRAILER_BYTES {
+                    return Err(LONG_TRAILERS);
                 }
-                if b == b'\n' {
-                    match (*line_len, *last_cr) {
-                        (_, false) => {
-                            return Err(ParseError::Malformed(
-                                "bad chunked body: bare LF in trailers",
-                            ))
-                        }
-                        (1, true) => self.state = State::Done,
-                        _ => (*line_len, *last_cr) = (0, false),
+                section.extend_from_slice(piece);
+                if !ended_line {
+                    return Ok(piece.len());
+                }
+                // Same field syntax as the head; line ends must be CRLF.
+                if section.get(section.len().wrapping_sub(2)) != Some(&b'\r') {
+                    return Err(BAD_TRAILERS);
+                }
+                let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                match httparse::parse_headers(section, &mut fields) {
+                    Ok(httparse::Status::Complete((used, _))) if used == section.len() => {
+                        self.state = State::Done;
                     }
-                } else {
-                    (*line_len, *last_cr) = (*line_len + 1, b == b'\r');
+                    Ok(httparse::Status::Partial) => {}
+                    Ok(httparse::Status::Complete(_)) | Err(_) => return Err(BAD_TRAILERS),
                 }
-                Ok(1)
+                Ok(piece.len())
             }
         }
     }
 }
 
-/// The size from a whole chunk-size line (`hex [; ext] CRLF`), which `step`
-/// has already checked starts with a hex digit.
-fn chunk_size(line: &[u8]) -> Result<u64, ParseError> {
-    const BAD: ParseError = ParseError::Malformed("bad chunked body: invalid chunk-size line");
-    match httparse::parse_chunk_size(line) {
-        Ok(httparse::Status::Complete((used, size))) if used == line.len() => Ok(size),
-        _ => Err(BAD),
+/// Checks a chunk-size line against RFC 9112 section 7.1.1:
+/// `1*HEXDIG *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] ) CRLF`.
+/// With `complete`, `line` ends in its LF and the size is returned (413
+/// when it cannot be a `u64`); otherwise `line` is a prefix, and only a
+/// prefix that no continuation could make valid is an error.
+fn chunk_size_line(line: &[u8], complete: bool) -> Result<Option<u64>, ParseError> {
+    let body = if complete {
+        line.strip_suffix(b"\r\n").ok_or(BAD_SIZE_LINE)?
+    } else {
+        // A CR may only be the last byte so far (its LF still to come).
+        line.strip_suffix(b"\r").unwrap_or(line)
+    };
+    let digits = body.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 && (complete || !body.is_empty()) {
+        return Err(BAD_SIZE_LINE);
     }
+    let (hex, mut ext) = body.split_at(digits);
+    let mut size: u64 = 0;
+    for &d in hex {
+        let v = char::from(d).to_digit(16).unwrap_or_default();
+        size = size
+            .checked_mul(16)
+            .and_then(|s| s.checked_add(u64::from(v)))
+            .ok_or(ParseError::BodyTooLarge)?;
+    }
+    // Extensions: a small state machine over the rest of the line.
+    #[derive(PartialEq)]
+    enum At {
+        BeforeSemi,
+        BeforeName,
+        Name,
+        AfterName,
+        BeforeValue,
+        Token,
+        Quoted,
+        Escape,
+        AfterQuoted,
+    }
+    let mut at = At::BeforeSemi;
+    let is_ws = |b: u8| b == b' ' || b == b'\t';
+    while let Some((&b, tail)) = ext.split_first() {
+        ext = tail;
+        at = match at {
+            At::BeforeSemi | At::AfterName | At::AfterQuoted if b == b';' => At::BeforeName,
+            At::AfterName if b == b'=' => At::BeforeValue,
+            At::BeforeSemi | At::AfterName | At::AfterQuoted if is_ws(b) => {
+                if at == At::AfterQuoted {
+                    At::BeforeSemi
+                } else {
+                    at
+                }
+            }
+            At::BeforeName if is_ws(b) => At::BeforeName,
+            At::BeforeName | At::Name if is_tchar(b) => At::Name,
+            At::Name if is_ws(b) => At::AfterName,
+            At::Name if b == b';' => At::BeforeName,
+            At::Name if b == b'=' => At::BeforeValue,
+            At::BeforeValue if is_ws(b) => At::BeforeValue,
+            At::BeforeValue if b == b'"' => At::Quoted,
+            At::BeforeValue | At::Token if is_tchar(b) => At::Token,
+            At::Token if b == b';' => At::BeforeName,
+            At::Token if is_ws(b) => At::BeforeSemi,
+            At::Quoted if b == b'"' => At::AfterQuoted,
+            At::Quoted if b == b'\\' => At::Escape,
+            At::Quoted if is_qdtext(b) => At::Quoted,
+            At::Escape if b == b'\t' || b == b' ' || (b >= 0x21 && b != 0x7f) => At::Quoted,
+            _ => return Err(BAD_SIZE_LINE),
+        };
+    }
+    // Whitespace must lead to a ';': trailing BWS with no extension after it
+    // (`5 \r\n`), a bare `;` or a name awaiting its value are not complete.
+    let trailing_ws = body.last().is_some_and(|&b| is_ws(b));
+    let ends_well = match at {
+        At::BeforeSemi => !trailing_ws,
+        At::Name | At::Token | At::AfterQuoted => true,
+        _ => false,
+    };
+    match (complete, ends_well) {
+        (true, false) => Err(BAD_SIZE_LINE),
+        (true, true) => Ok(Some(size)),
+        (false, _) => Ok(None),
+    }
+}
+
+/// `tchar` of RFC 9110 section 5.6.2.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `qdtext` of RFC 9110 section 5.6.4.
+fn is_qdtext(b: u8) -> bool {
+    matches!(b, b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::MAX_BODY_BYTES;
     use super::*;
 
     /// Feeds `buf` in pieces ending at `cuts`, then the rest; returns (bytes
     /// taken, done, first error). A piece may only be partly taken at the end.
-    fn feed(kind: BodyKind, buf: &[u8], cuts: &[usize]) -> (usize, bool, Option<ParseError>) {
-        let mut reader = match BodyReader::new(kind) {
+    fn feed_with(
+        kind: BodyKind,
+        limit: u64,
+        buf: &[u8],
+        cuts: &[usize],
+    ) -> (usize, bool, Option<ParseError>) {
+        let mut reader = match BodyReader::new(kind, limit) {
             Ok(r) => r,
             Err(e) => return (0, false, Some(e)),
         };
@@ -211,6 +321,7 @@ mod tests {
                 Ok(n) => {
                     assert!(n == offered.len() || reader.is_done(), "stalled at {to}");
                     taken += n;
+                    assert_eq!(reader.taken(), taken as u64);
                 }
                 Err(e) => return (taken, false, Some(e)),
             }
@@ -218,7 +329,12 @@ mod tests {
         (taken, reader.is_done(), None)
     }
 
-    const CHUNKED: &[u8] = b"4\r\nWiki\r\n5;name=\"v;x\"\r\npedia\r\nE \r\n in\r\n\r\nchunks.\r\n\
+    fn feed(kind: BodyKind, buf: &[u8], cuts: &[usize]) -> (usize, bool, Option<ParseError>) {
+        feed_with(kind, MAX_BODY_BYTES, buf, cuts)
+    }
+
+    const CHUNKED: &[u8] =
+        b"4\r\nWiki\r\n5;name=\"v;x\"\r\npedia\r\nE ; a = b ;c\r\n in\r\n\r\nchunks.\r\n\
         0;last\r\nExpires: never\r\nX: y\r\n\r\nGET /next";
 
     #[test]
@@ -230,14 +346,16 @@ mod tests {
             (5, true, None)
         );
         assert_eq!(feed(BodyKind::Empty, b"GET", &[]), (0, true, None));
-        assert!(BodyReader::new(BodyKind::Length(0)).is_ok_and(|r| r.is_done()));
-        assert!(BodyReader::new(BodyKind::Length(MAX_BODY_BYTES)).is_ok());
-        let over = BodyReader::new(BodyKind::Length(MAX_BODY_BYTES + 1)).map(|_| ());
-        assert_eq!(over, Err(ParseError::BodyTooLarge));
-        assert_eq!(
-            BodyReader::new(BodyKind::Length(u64::MAX)).map(|_| ()),
-            Err(ParseError::BodyTooLarge)
-        );
+        assert!(BodyReader::new(BodyKind::Length(0), 0).is_ok_and(|r| r.is_done()));
+        assert!(BodyReader::new(BodyKind::Length(MAX_BODY_BYTES), MAX_BODY_BYTES).is_ok());
+        for (len, limit) in [
+            (MAX_BODY_BYTES + 1, MAX_BODY_BYTES),
+            (u64::MAX, MAX_BODY_BYTES),
+            (6, 5),
+        ] {
+            let over = BodyReader::new(BodyKind::Length(len), limit).map(|_| ());
+            assert_eq!(over, Err(ParseError::BodyTooLarge), "{len} over {limit}");
+        }
     }
 
     #[test]
@@ -260,7 +378,7 @@ mod tests {
                 );
             }
         }
-        let mut one_by_one = BodyReader::new(BodyKind::Chunked).expect("chunked");
+        let mut one_by_one = BodyReader::new(BodyKind::Chunked, MAX_BODY_BYTES).expect("chunked");
         let taken: usize = (0..body_len)
             .map(|i| one_by_one.consume(&CHUNKED[i..=i]))
             .sum::<Result<_, _>>()
@@ -274,21 +392,109 @@ mod tests {
         );
     }
 
+    /// Every byte of the encoding counts: data, size lines, extensions,
+    /// CRLFs and trailers (CVE-2024-22019).
     #[test]
-    fn chunked_size_limit() {
-        let mib = MAX_BODY_BYTES as usize;
-        let mut exact = format!("{:x}\r\n", mib - 1).into_bytes();
-        exact.resize(exact.len() + mib - 1, b'x');
-        exact.extend_from_slice(b"\r\n1\r\nx\r\n0\r\n\r\n");
+    fn chunked_limit_counts_framing() {
+        let body = b"3;e=1\r\nabc\r\n0\r\nT: v\r\n\r\n";
+        let n = body.len() as u64;
         assert_eq!(
-            feed(BodyKind::Chunked, &exact, &[]),
-            (exact.len(), true, None)
+            feed_with(BodyKind::Chunked, n, body, &[]),
+            (body.len(), true, None)
         );
-        let plus_one = [&exact[..exact.len() - 5], b"1\r\nx\r\n0\r\n\r\n"].concat();
-        let (_, done, e) = feed(BodyKind::Chunked, &plus_one, &[]);
-        assert_eq!((done, e), (false, Some(ParseError::BodyTooLarge)));
+        for limit in [0, 1, 7, 12, 14, n - 1] {
+            for cut in 0..=body.len() {
+                let (_, done, e) = feed_with(BodyKind::Chunked, limit, body, &[cut]);
+                assert_eq!(
+                    (done, e),
+                    (false, Some(ParseError::BodyTooLarge)),
+                    "{limit} {cut}"
+                );
+            }
+        }
+        // A chunk announcing more than the limit allows is refused at its
+        // size line, before any of its data.
+        let (taken, _, e) = feed_with(BodyKind::Chunked, 100, b"64\r\nxyz", &[]);
+        assert_eq!((taken, e), (0, Some(ParseError::BodyTooLarge)));
+        // The issue's example: 4096 one-byte chunks with 1000-byte extensions.
+        let ext = format!("1;{}\r\nx\r\n", "e".repeat(1000));
+        let many = ext.repeat(4096) + "0\r\n\r\n";
+        let (taken, _, e) = feed(BodyKind::Chunked, many.as_bytes(), &[]);
+        assert_eq!(e, Some(ParseError::BodyTooLarge));
+        assert!(taken as u64 <= MAX_BODY_BYTES);
         let huge = feed(BodyKind::Chunked, b"fffffffffffffff\r\n", &[]).2;
         assert_eq!(huge, Some(ParseError::BodyTooLarge));
+        let overflow = feed(BodyKind::Chunked, b"10000000000000000\r\n", &[]).2;
+        assert_eq!(overflow, Some(ParseError::BodyTooLarge));
+    }
+
+    #[test]
+    fn chunk_size_lines_by_rfc_9112() {
+        for good in [
+            "5",
+            "05",
+            "aBc",
+            "5;a",
+            "5;a=b",
+            "5 ;a",
+            "5\t;a",
+            "5; a",
+            "5;a =b",
+            "5;a= b",
+            "5;a=\"\"",
+            "5;a=\"x y;z\"",
+            "5;a=\"q\\\"x\"",
+            "5;a;b=c;d",
+            "5;a=\"x\" ;b",
+            "5;!#$%&'*+-.^_`|~=x",
+        ] {
+            let line = format!("{good}\r\n");
+            assert!(
+                matches!(chunk_size_line(line.as_bytes(), true), Ok(Some(_))),
+                "{good:?}"
+            );
+        }
+        for bad in [
+            "",
+            " 5",
+            "5 ",
+            "5\t",
+            "5;",
+            "5; ",
+            "5;;a",
+            "5;a ",
+            "5;a=",
+            "5;a= ",
+            "5;a=b ",
+            "5;=b",
+            "5;a b",
+            "5;a=b c",
+            "5;a=\"x",
+            "5;a=\"x\"y",
+            "5;a=\"\x01\"",
+            "5;a\x01",
+            "5;a=b\x7f",
+            "5;a=\"x\\\"",
+            "5;a@b",
+            "5;a=(b)",
+            "5 5",
+            "x",
+            "-1",
+            "+1",
+            "0x5",
+            "5;a\rb",
+        ] {
+            let line = format!("{bad}\r\n");
+            assert_eq!(
+                chunk_size_line(line.as_bytes(), true),
+                Err(BAD_SIZE_LINE),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(chunk_size_line(b"5\n", true), Err(BAD_SIZE_LINE), "bare LF");
+        assert_eq!(chunk_size_line(b"5;a\r", false), Ok(None), "CR awaiting LF");
+        assert_eq!(chunk_size_line(b"5;a\rx", false), Err(BAD_SIZE_LINE));
+        assert_eq!(chunk_size_line(b"5 ", false), Ok(None), "may become `5 ;a`");
     }
 
     #[test]
@@ -303,13 +509,21 @@ mod tests {
             b" 1\r\n",
             b"1\n",
             b"1;a\nb\r\n",
+            b"5 \r\n",
+            b"5;\r\n",
+            b"5;a\x01b\r\n",
             b"1\r\nxy\r\n",
             b"1\r\nx\n",
             b"1\r\nx\r\r",
             b"1\r\nx\rn",
             b"0\r\n\n",
             b"0\r\nX: y\n\r\n",
-            b"10000000000000000\r\n",
+            b"0\r\nX: a\rb\r\n\r\n",
+            b"0\r\nX: a\0b\r\n\r\n",
+            b"0\r\nno colon\r\n\r\n",
+            b"0\r\nX : y\r\n\r\n",
+            b"0\r\nX: y\r\n folded\r\n\r\n",
+            b"0\r\n: y\r\n\r\n",
             b"1\rx",
             long_ext.as_bytes(),
             long_trailer.as_bytes(),
@@ -318,11 +532,12 @@ mod tests {
                 let (_, done, e) = feed(BodyKind::Chunked, bad, &[cut]);
                 assert!(
                     !done && matches!(e, Some(ParseError::Malformed(_))),
-                    "{bad:?} at {cut}: {e:?}"
+                    "{:?} at {cut}: {e:?}",
+                    String::from_utf8_lossy(bad)
                 );
             }
         }
-        let mut failed = BodyReader::new(BodyKind::Chunked).expect("chunked");
+        let mut failed = BodyReader::new(BodyKind::Chunked, MAX_BODY_BYTES).expect("chunked");
         assert!(failed.consume(b"zz").is_err());
         assert!(failed.consume(b"0\r\n\r\n").is_err() && !failed.is_done());
     }

@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use super::{BodyReader, ParseError, RequestHead};
+use super::{BodyReader, ParseError, RequestHead, MAX_BODY_BYTES};
 
 /// Initial size of the read buffer; it doubles up to [`MAX_READ_BUFFER`].
 pub const INITIAL_READ_BUFFER: usize = 4 * 1024;
@@ -43,6 +43,8 @@ pub struct RequestReader {
     owes_continue: bool,
     /// When the first byte of the current, incomplete head was seen.
     head_since: Option<Instant>,
+    /// When the head of the body in `body` was complete.
+    body_since: Instant,
     /// Once the stream is broken it stays broken.
     failed: Option<ParseError>,
 }
@@ -62,6 +64,7 @@ impl RequestReader {
             body: None,
             owes_continue: false,
             head_since: None,
+            body_since: Instant::now(),
             failed: None,
         }
     }
@@ -104,6 +107,15 @@ impl RequestReader {
     /// When the first byte of the current incomplete head arrived, if any.
     pub fn head_since(&self) -> Option<Instant> {
         self.head_since
+    }
+
+    /// While a body is being read: when it began (its head was complete)
+    /// and how many of its bytes, framing included, have arrived. The
+    /// connection derives the body deadline from these (`--body-min-rate`).
+    pub fn body_progress(&self) -> Option<(Instant, u64)> {
+        self.body
+            .as_ref()
+            .map(|(_, reader)| (self.body_since, reader.taken()))
     }
 
     /// Drops everything buffered (used while lingering before a close).
@@ -157,11 +169,12 @@ impl RequestReader {
             Ok(Some((head, used))) => {
                 self.start += used;
                 self.head_since = None;
-                match BodyReader::new(head.body) {
+                match BodyReader::new(head.body, MAX_BODY_BYTES) {
                     Err(err) => Next::Error(err),
                     Ok(reader) if reader.is_done() => Next::Request(head),
                     Ok(reader) => {
                         self.owes_continue = head.expects_continue;
+                        self.body_since = Instant::now();
                         self.body = Some((head, reader));
                         self.advance()
                     }
@@ -206,9 +219,9 @@ mod tests {
 
     #[test]
     fn pipelined_requests_with_bodies_at_every_split() {
-        let input = b"GET /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc\
-                      GET /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n\
-                      GET /c HTTP/1.1\r\n\r\n";
+        let input = b"GET /a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc\
+                      GET /b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n\
+                      GET /c HTTP/1.1\r\nHost: t\r\n\r\n";
         let want = vec!["GET /a", "GET /b", "GET /c"];
         for step in 1..=input.len() {
             assert_eq!(drive(input, step), want, "step {step}");
@@ -217,7 +230,8 @@ mod tests {
 
     #[test]
     fn continue_is_owed_only_while_the_body_is_missing() {
-        let head = b"GET /a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+        let head =
+            b"GET /a HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
         let mut r = RequestReader::new();
         let spare = r.spare();
         spare[..head.len()].copy_from_slice(head);
@@ -239,13 +253,21 @@ mod tests {
     #[test]
     fn errors_are_sticky_and_limits_hold() {
         assert_eq!(
-            drive(b"BAD\r\n\r\nGET / HTTP/1.1\r\n\r\n", 3),
+            drive(b"BAD\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n", 3),
             vec!["error 400"]
         );
-        let big = format!("GET /a HTTP/1.1\r\nContent-Length: {}\r\n\r\n", 2 << 20);
+        let big = format!(
+            "GET /a HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            2 << 20
+        );
         assert_eq!(drive(big.as_bytes(), 7), vec!["error 413"]);
-        let long = vec![b'a'; 70_000];
+        let long = [&b"GET /"[..], &[b'a'; 70_000]].concat();
         assert_eq!(drive(&long, 1000), vec!["error 414"], "never a full buffer");
+        assert_eq!(
+            drive(&long[5..], 1000),
+            vec!["error 400"],
+            "a method that long"
+        );
     }
 
     #[test]
