@@ -30,13 +30,13 @@ TCP_ESTABLISHED = 1
 MALFORMED = [
     (b"NONSENSE\r\n\r\n", 400),
     (b"GET /fast?id=1 HTTP/2.0\r\n\r\n", 505),
-    (b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
-    (b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
-    (b"POST /fast?id=1 HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", 413),
-    (b"GET /fast?id=" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
-    (b"GET /fast?id=1 HTTP/1.1\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
-    (b"GET /fast?id=1 HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-    (b"GET /fast?id=1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n", 400),
+    (b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+    (b"POST /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n", 413),
+    (b"GET /fast?id=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+    (b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+    (b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    (b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
     (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
 ]
 
@@ -274,7 +274,7 @@ def slowloris_client(soak):
         t0 = time.monotonic()
         secs = None
         try:
-            s.sendall(b"GET /fast?id=loris HTTP/1.1\r\nX-Slow: ")
+            s.sendall(b"GET /fast?id=loris HTTP/1.1\r\nHost: t\r\nX-Slow: ")
             while time.monotonic() - t0 < soak.args.header_timeout + 10:
                 if tcp_state(s) != TCP_ESTABLISHED:
                     secs = time.monotonic() - t0

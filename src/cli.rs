@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// or idle (SCHED_IDLE: only CPU time nothing else wants). Default is normal.
     #[arg(long, value_name = "PRIORITY", default_value = "normal")]
     pub compute_priority: String,
+    /// Bytes a request body must deliver per second: its deadline is --header-timeout from its
+    /// start, extended by one second for every this many bytes received (Apache mod_reqtimeout).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub body_min_rate: u64,
 }
 
 #[derive(Debug, Clone, Args)]

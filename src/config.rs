@@ -32,6 +32,11 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     /// Time an idle keep-alive connection stays open. Default is 60 s.
     pub idle_timeout: Duration,
+    /// Bytes per second a request body must keep up: its deadline is
+    /// `header_timeout` from its start plus one second per this many bytes
+    /// received, else 408 and close (Apache mod_reqtimeout's `minrate`).
+    /// Default is 1024.
+    pub body_min_rate: u64,
     /// Open connections allowed over all I/O cores. Default is 10000.
     pub max_connections: usize,
     /// Scheduling class of the compute threads. Default is `Normal`.
@@ -48,6 +53,7 @@ impl ServeConfig {
             job_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            body_min_rate: 1024,
             max_connections: 10_000,
             compute_priority: ComputePriority::Normal,
         }
@@ -81,6 +87,11 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 args.queue_depth
             )));
         }
+        if args.body_min_rate == 0 {
+            return Err(Error::Config(
+                "--body-min-rate 0: must be at least 1 byte per second".into(),
+            ));
+        }
         if args.max_connections == 0 {
             return Err(Error::Config(
                 "--max-connections 0: must be at least 1".into(),
@@ -93,6 +104,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             job_timeout: parse_seconds("--job-timeout", &args.job_timeout)?,
             header_timeout: parse_seconds("--header-timeout", &args.header_timeout)?,
             idle_timeout: parse_seconds("--idle-timeout", &args.idle_timeout)?,
+            body_min_rate: args.body_min_rate,
             max_connections: args.max_connections,
             compute_priority: ComputePriority::parse(&args.compute_priority)?,
         })

@@ -3,12 +3,15 @@
 //!
 //! The `heavylift` binary registers the seed's routes (`routes.rs`) through
 //! exactly this API; `examples/custom_job.rs` adds its own job the same way.
-//! Every router also answers `/stats`, `/metrics` and `/healthz`. Only GET is
-//! routed: other methods on a known path get 405 with `Allow: GET`, unknown
-//! paths 404, before any handler runs.
+//! Every router also answers `/stats`, `/metrics` and `/healthz`. Only GET
+//! and HEAD (GET without the body, RFC 9110 section 9.3.2) are routed: other
+//! methods on a known path get 405 with `Allow: GET, HEAD`, unknown paths
+//! 404, and `OPTIONS *` 200 with `Allow`, before any handler runs
+//! ([`Router::resolve`]).
 
 use std::sync::Arc;
 
+use crate::http::target::TargetForm;
 use crate::http::{RequestHead, Response};
 use crate::jobs::JobFn;
 use crate::stats::Stats;
@@ -45,6 +48,20 @@ pub enum Action {
     /// baseline that shows the problem heavylift removes.
     Inline(JobFn),
 }
+
+/// What [`Router::resolve`] found for a request head.
+pub enum Resolved<'a> {
+    /// Answer this without calling a handler (404, 405, `OPTIONS *`); the
+    /// route's index when the path matched one.
+    Answer(Option<usize>, Response),
+    /// Call this handler; the route's index is for metrics.
+    Handler(usize, &'a Handler),
+}
+
+/// `Allow` of the routes (every route takes GET and HEAD).
+pub const ROUTE_METHODS: &str = "GET, HEAD";
+/// `Allow` of `OPTIONS *`: the methods the server as a whole supports.
+pub const SERVER_METHODS: &str = "GET, HEAD, OPTIONS";
 
 /// A route handler: sync, cheap, and shared by every I/O core.
 pub type Handler = Arc<dyn Fn(&Request<'_>) -> Action + Send + Sync + 'static>;
@@ -115,6 +132,25 @@ impl Router {
             path,
             Arc::new(move |req| make(req).map_or_else(Action::Respond, Action::Inline)),
         )
+    }
+
+    /// Decides what answers `head`: its route's handler, or one of the
+    /// answers every router gives alike (404 for an unknown path, 405 with
+    /// `Allow` for a method other than GET and HEAD, 200 for `OPTIONS *`).
+    pub fn resolve(&self, head: &RequestHead) -> Resolved<'_> {
+        if head.form == TargetForm::Asterisk {
+            let response = Response::text(200, "").with_header("Allow", SERVER_METHODS);
+            return Resolved::Answer(None, response);
+        }
+        match self.find(head.path()) {
+            None => Resolved::Answer(None, Response::text(404, "not found")),
+            Some((index, _)) if head.method != "GET" && head.method != "HEAD" => {
+                let response = Response::text(405, "method not allowed: use GET or HEAD")
+                    .with_header("Allow", ROUTE_METHODS);
+                Resolved::Answer(Some(index), response)
+            }
+            Some((index, handler)) => Resolved::Handler(index, handler),
+        }
     }
 
     /// The index and handler for `path`.

@@ -98,14 +98,17 @@ fn a_request_split_into_single_bytes() {
 #[test]
 fn protocol_errors_get_their_status_and_close() {
     let server = TestServer::start();
-    let long_target = format!("GET /fast?id={} HTTP/1.1\r\n\r\n", "a".repeat(9000));
+    let long_target = format!(
+        "GET /fast?id={} HTTP/1.1\r\nHost: t\r\n\r\n",
+        "a".repeat(9000)
+    );
     let big_head = format!(
-        "GET /fast?id=1 HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
         "b".repeat(9000)
     );
     let headers = |n: usize| {
-        let mut r = String::from("GET /fast?id=h HTTP/1.1\r\n");
-        for i in 0..n {
+        let mut r = String::from("GET /fast?id=h HTTP/1.1\r\nHost: t\r\n");
+        for i in 1..n {
             r.push_str(&format!("X-H{i}: v\r\n"));
         }
         r + "\r\n"
@@ -114,19 +117,20 @@ fn protocol_errors_get_their_status_and_close() {
         (b"NONSENSE\r\n\r\n".to_vec(), 400),
         (b"GET /fast?id=1 HTTP/2.0\r\n\r\n".to_vec(), 505),
         (
-            b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(),
+            b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n".to_vec(),
             400,
         ),
         (
-            b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: ten\r\n\r\n".to_vec(),
+            b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: ten\r\n\r\n".to_vec(),
             400,
         ),
         (
-            b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(),
+            b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+                .to_vec(),
             400,
         ),
         (
-            b"GET /fast?id=1 HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n".to_vec(),
+            b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n".to_vec(),
             413,
         ),
         (long_target.into_bytes(), 414),
@@ -151,7 +155,7 @@ fn protocol_errors_get_their_status_and_close() {
     );
     assert!(
         out.ends_with(b"fast result h"),
-        "100 headers (99 + Connection) are fine"
+        "100 headers (Host, 98 + Connection) are fine"
     );
     assert_eq!(server.get("/healthz").status, 200, "the server is still up");
 }
@@ -181,7 +185,8 @@ fn slow_headers_and_idle_connections_are_closed() {
     });
     // Slowloris: a head that never completes.
     let mut s = connect(server.addr, Duration::from_secs(10));
-    s.write_all(b"GET /fast?id=1 HTTP/1.1\r\nX-Slow: ").unwrap();
+    s.write_all(b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        .unwrap();
     let started = Instant::now();
     assert!(is_closed(&mut s), "header timeout closes");
     assert!(started.elapsed() < Duration::from_secs(8));
@@ -192,7 +197,8 @@ fn slow_headers_and_idle_connections_are_closed() {
     let s = connect(server.addr, Duration::from_secs(10));
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
-    w.write_all(b"GET /fast?id=1 HTTP/1.1\r\n\r\n").unwrap();
+    w.write_all(b"GET /fast?id=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(read_reply(&mut r, false).unwrap().status, 200);
     assert!(read_reply(&mut r, false).is_none(), "idle timeout closes");
     let stats = wait_for_stats(&server, 5, |s| s["io_cores"][0]["open_connections"] == 1);
@@ -210,19 +216,19 @@ fn connections_past_the_cap_are_closed_without_harming_others() {
         let s = connect(server.addr, QUICK);
         let mut w = s.try_clone().unwrap();
         let mut r = BufReader::new(s);
-        w.write_all(format!("GET /fast?id={i} HTTP/1.1\r\n\r\n").as_bytes())
+        w.write_all(format!("GET /fast?id={i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
             .unwrap();
         assert_eq!(read_reply(&mut r, false).unwrap().status, 200);
         kept.push((w, r));
     }
     let mut extra = connect(server.addr, QUICK);
-    let _ = extra.write_all(b"GET /fast?id=x HTTP/1.1\r\n\r\n");
+    let _ = extra.write_all(b"GET /fast?id=x HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(
         is_closed(&mut extra),
         "the 4th connection is closed at once"
     );
     for (i, (w, r)) in kept.iter_mut().enumerate() {
-        w.write_all(format!("GET /fast?id=again{i} HTTP/1.1\r\n\r\n").as_bytes())
+        w.write_all(format!("GET /fast?id=again{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
             .unwrap();
         assert_eq!(
             read_reply(r, false).unwrap().text(),
@@ -234,7 +240,7 @@ fn connections_past_the_cap_are_closed_without_harming_others() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let mut s = connect(server.addr, QUICK);
-        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         if out.ends_with(b"ok") {

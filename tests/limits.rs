@@ -160,7 +160,7 @@ fn connection_churn_leaks_no_slot() {
             }
             // Slowloris: a head that never ends, closed by the header timeout.
             5 => {
-                s.write_all(b"GET /fast?id=slow HTTP/1.1\r\nX-Slow: ")
+                s.write_all(b"GET /fast?id=slow HTTP/1.1\r\nHost: t\r\nX-Slow: ")
                     .unwrap();
                 left_open.push(s);
             }
@@ -211,13 +211,13 @@ fn idle_connections_at_the_cap_make_room_after_the_idle_timeout() {
     let mut idle = Vec::new();
     for i in 0..CAP {
         let mut s = connect(server.addr, Duration::from_secs(10));
-        write!(s, "GET /fast?id={i} HTTP/1.1\r\n\r\n").unwrap();
+        write!(s, "GET /fast?id={i} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         let mut r = BufReader::new(s.try_clone().unwrap());
         assert_eq!(read_reply(&mut r, false).unwrap().status, 200);
         idle.push(s);
     }
     let mut refused = connect(server.addr, QUICK);
-    let _ = refused.write_all(b"GET /fast?id=x HTTP/1.1\r\n\r\n");
+    let _ = refused.write_all(b"GET /fast?id=x HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(is_closed(&mut refused), "the cap is full");
     for s in &mut idle {
         assert!(

@@ -72,12 +72,16 @@ fn hanging_up_cancels_running_and_queued_jobs() {
     // One running job and one queued behind it, both abandoned.
     let mut running = connect(server.addr, QUICK);
     running
-        .write_all(format!("GET /slow_threaded?id=run&{LONG} HTTP/1.1\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET /slow_threaded?id=run&{LONG} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+        )
         .unwrap();
     wait_for_stats(&server, 5, |s| s["compute_cores"][0]["running"] == true);
     let mut queued = connect(server.addr, QUICK);
     queued
-        .write_all(format!("GET /slow_threaded?id=wait&{LONG} HTTP/1.1\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET /slow_threaded?id=wait&{LONG} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+        )
         .unwrap();
     wait_for_stats(&server, 5, |s| s["compute_cores"][0]["queued"] == 1);
     drop(queued);
@@ -126,7 +130,8 @@ fn queue_depth_counts_waiting_jobs_not_the_running_one() {
 fn hanging_up_with_a_full_pipeline_buffer_still_cancels_the_job() {
     let server = TestServer::start();
     let mut client = connect(server.addr, QUICK);
-    let mut bytes = format!("GET /slow_threaded?id=full&{LONG} HTTP/1.1\r\n\r\n").into_bytes();
+    let mut bytes =
+        format!("GET /slow_threaded?id=full&{LONG} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes();
     // Well past the 64 KiB read buffer.
     while bytes.len() < 160 * 1024 {
         bytes.extend_from_slice(b"GET /fast?id=p HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -1,9 +1,11 @@
 //! The whole per-connection byte path, without sockets: arbitrary bytes go
 //! into `heavylift::http::RequestReader` (cut into reads at fuzzer-chosen
 //! points) and every event is answered the way `server::connection` answers
-//! it for routes that need no executor: the seed router's `Respond` answers
-//! as they are, a stand-in 200 for `Offload`/`Inline` jobs, 404/405 as the
-//! connection does, `ParseError::status()` and close for a protocol error.
+//! it for routes that need no executor: `Router::resolve` (404, 405,
+//! `OPTIONS *`) and the seed router's `Respond` answers as they are, a
+//! stand-in 200 for `Offload`/`Inline` jobs, `ParseError::status()` and close
+//! for a protocol error (bad Host, target, framing, trailers, body limits
+//! counting every framing byte).
 //!
 //! Invariants checked on every input: no panic; the reader always has room
 //! to read into while it waits for more; the output buffer stays under the
@@ -21,7 +23,7 @@
 
 use heavylift::http::response::CONTINUE;
 use heavylift::http::{Next, RequestReader, Response, Version, MAX_HEAD_BYTES};
-use heavylift::router::{Action, Request, Router};
+use heavylift::router::{Action, Request, Resolved, Router};
 use heavylift::routes::seed_router;
 use heavylift::stats::Stats;
 use libfuzzer_sys::fuzz_target;
@@ -78,12 +80,9 @@ impl Model {
 
     /// The answer to one complete request, as `Connection::answer` builds it.
     fn respond(&self, head: &heavylift::RequestHead) -> Response {
-        match self.router.find(head.path()) {
-            None => Response::text(404, "not found"),
-            Some(_) if head.method != "GET" => {
-                Response::text(405, "method not allowed: use GET").with_header("Allow", "GET")
-            }
-            Some((_, handler)) => {
+        match self.router.resolve(head) {
+            Resolved::Answer(_, response) => response,
+            Resolved::Handler(_, handler) => {
                 let request = Request {
                     head,
                     io_core: 0,

@@ -20,18 +20,21 @@ use glommio::net::TcpStream;
 
 use super::io_core::IoCore;
 use super::timeouts::{Expired, Watch};
-use crate::http::{Next, ParseError, RequestHead, RequestReader, Response, Version};
+use crate::http::{Next, RequestHead, RequestReader, Response, Version};
 use crate::jobs::worker::run_caught;
 use crate::jobs::{outcome_response, CancelToken, JobContext, JobFn, JobOutcome, JobState};
-use crate::router::{Action, Request};
+use crate::router::{Action, Request, Resolved};
 
 /// Encoded answers are written out once they pass this size, even mid-batch.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
-/// How long a closing connection keeps reading (and discarding) so the client
-/// sees our last answer instead of a reset.
-const LINGER: Duration = Duration::from_secs(2);
-/// Most bytes discarded while lingering.
-const LINGER_BYTES: usize = 4 * 1024 * 1024;
+/// How long a closing connection keeps reading (and discarding) in all, so
+/// the client sees our last answer instead of a reset: bounded by time, never
+/// by bytes, so a client that writes its whole body before reading still
+/// sees a 413 (nginx's `lingering_time`, whose default this is).
+const LINGER_TIME: Duration = Duration::from_secs(30);
+/// Lingering ends when the client sends nothing for this long (nginx's
+/// `lingering_timeout` is 5 s; 2 s has been ours since the first soak).
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a connection waiting on a job with a full read buffer checks
 /// whether its client hung up.
 const HANGUP_POLL: Duration = Duration::from_millis(100);
@@ -46,6 +49,8 @@ enum Closed {
     Answered,
     IdleTimeout,
     HeaderTimeout,
+    /// A request body fell behind `--body-min-rate`; answered 408.
+    BodyTimeout,
     /// Server shutdown reached the connection while it was idle.
     Shutdown,
     /// The client went away while its job was pending; the job was cancelled.
@@ -109,7 +114,7 @@ impl Connection {
             match self.process_buffered().await {
                 Step::NeedMore => {}
                 Step::Close(why) => {
-                    self.close_gracefully().await;
+                    self.close_gracefully(LINGER_TIME).await;
                     return why;
                 }
                 Step::Gone(why) => return why,
@@ -123,8 +128,11 @@ impl Connection {
             }
             let cfg = &self.core.config;
             let now = Instant::now();
-            let (deadline, on_timeout) = if self.reader.in_body() {
-                (now + cfg.header_timeout, Closed::HeaderTimeout)
+            let (deadline, on_timeout) = if let Some((since, taken)) = self.reader.body_progress() {
+                // mod_reqtimeout's rule: --header-timeout from the body's
+                // start, one more second per --body-min-rate bytes received.
+                let earned = Duration::from_secs(taken / cfg.body_min_rate.max(1));
+                (since + cfg.header_timeout + earned, Closed::BodyTimeout)
             } else if !idle {
                 (
                     self.reader.head_since().unwrap_or(now) + cfg.header_timeout,
@@ -138,6 +146,12 @@ impl Connection {
             match self.read_until(deadline, idle).await {
                 ReadEvent::Data(n) => self.reader.filled(n),
                 ReadEvent::Eof => return Closed::ByPeer,
+                ReadEvent::TimedOut if matches!(on_timeout, Closed::BodyTimeout) => {
+                    let _ = self.reject(408, "request body arrived too slowly");
+                    // A trickling client gets no long linger on top.
+                    self.close_gracefully(LINGER_TIMEOUT).await;
+                    return on_timeout;
+                }
                 ReadEvent::TimedOut => return on_timeout,
                 ReadEvent::Shutdown => return Closed::Shutdown,
                 ReadEvent::Failed(err) => return Closed::Io(err),
@@ -151,7 +165,10 @@ impl Connection {
             match self.reader.next_event() {
                 Next::NeedMore => return Step::NeedMore,
                 Next::Continue => self.out.extend_from_slice(crate::http::response::CONTINUE),
-                Next::Error(err) => return self.reject(err),
+                Next::Error(err) => {
+                    log::debug!("bad request: {err}");
+                    return self.reject(err.status(), err.reason());
+                }
                 Next::Request(head) => match self.answer(head).await {
                     Step::NeedMore => {}
                     other => return other,
@@ -160,28 +177,25 @@ impl Connection {
         }
     }
 
-    /// Encodes the automatic answer to a bad request; the connection then closes.
-    fn reject(&mut self, err: ParseError) -> Step {
-        let response = Response::text(err.status(), err.reason());
+    /// Encodes the automatic answer to a request that cannot be read (see
+    /// [`ParseError::status`]); the connection then closes.
+    fn reject(&mut self, status: u16, reason: &str) -> Step {
+        let response = Response::text(status, reason);
         self.core
             .stats
             .count_request(self.core.index, None, response.status);
         response.encode_into(&mut self.out, Version::Http11, false, false);
-        log::debug!("bad request: {err}");
         Step::Close(Closed::Answered)
     }
 
     /// Routes one request and encodes its answer.
     async fn answer(&mut self, head: RequestHead) -> Step {
         let core = self.core.clone();
+        // HEAD is GET without the body (RFC 9110 section 9.3.2).
         let head_only = head.method == "HEAD";
-        let (route, response) = match core.router.find(head.path()) {
-            None => (None, Response::text(404, "not found")),
-            Some((index, _)) if head.method != "GET" => (
-                Some(index),
-                Response::text(405, "method not allowed: use GET").with_header("Allow", "GET"),
-            ),
-            Some((index, handler)) => {
+        let (route, response) = match core.router.resolve(&head) {
+            Resolved::Answer(route, response) => (route, response),
+            Resolved::Handler(index, handler) => {
                 let request = Request {
                     head: &head,
                     io_core: core.cpu,
@@ -354,28 +368,28 @@ impl Connection {
     }
 
     /// Writes the last answer, then half-closes and discards what the client
-    /// still sends for a moment, so our answer is read rather than reset.
-    async fn close_gracefully(&mut self) {
+    /// still sends, so our answer is read rather than reset: until the client
+    /// closes, is quiet for [`LINGER_TIMEOUT`], or `most` (normally
+    /// [`LINGER_TIME`]) has passed; at most `LINGER_TIMEOUT` more once the
+    /// server is stopping.
+    async fn close_gracefully(&mut self, most: Duration) {
         if self.flush().await.is_err() {
             return;
         }
         if self.stream.shutdown(Direction::Write).await.is_err() {
             return;
         }
-        let deadline = Instant::now() + LINGER;
-        let mut discarded = 0;
-        while discarded < LINGER_BYTES {
+        let mut end = Instant::now() + most;
+        loop {
             self.reader.discard();
-            let stream = &mut self.stream;
-            let buf = self.reader.spare();
-            let read = future::or(async { Some(read_some(stream, buf).await) }, async {
-                glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
-                None
-            })
-            .await;
-            match read {
-                Some(Ok(n)) if n > 0 => discarded += n,
-                _ => return,
+            let stopping = self.core.shutdown.is_fired();
+            if stopping {
+                end = end.min(Instant::now() + LINGER_TIMEOUT);
+            }
+            let deadline = end.min(Instant::now() + LINGER_TIMEOUT);
+            match self.read_until(deadline, !stopping).await {
+                ReadEvent::Data(_) | ReadEvent::Shutdown => {}
+                ReadEvent::Eof | ReadEvent::TimedOut | ReadEvent::Failed(_) => return,
             }
         }
     }
