@@ -5,6 +5,7 @@ mod util;
 
 mod cli;
 mod client;
+mod hostile_bytes;
 mod http_conformance;
 mod limits;
 mod overload;
