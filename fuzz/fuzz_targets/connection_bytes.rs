@@ -22,7 +22,10 @@
 #![no_main]
 
 use heavylift::http::response::CONTINUE;
-use heavylift::http::{Next, RequestReader, Response, Version, MAX_HEAD_BYTES};
+use heavylift::http::target::{TargetForm, MAX_METHOD_BYTES};
+use heavylift::http::{
+    Next, RequestHead, RequestReader, Response, Version, MAX_BODY_BYTES, MAX_HEAD_BYTES,
+};
 use heavylift::router::{Action, Request, Resolved, Router};
 use heavylift::routes::seed_router;
 use heavylift::stats::Stats;
@@ -79,7 +82,7 @@ impl Model {
     }
 
     /// The answer to one complete request, as `Connection::answer` builds it.
-    fn respond(&self, head: &heavylift::RequestHead) -> Response {
+    fn respond(&self, head: &RequestHead) -> Response {
         match self.router.resolve(head) {
             Resolved::Answer(_, response) => response,
             Resolved::Handler(_, handler) => {
@@ -116,7 +119,12 @@ impl Model {
                 spare[..n].copy_from_slice(&rest[..n]);
                 reader.filled(n);
                 rest = &rest[n..];
-                if self.process(&mut reader, &mut out, &mut t) {
+                let closed = self.process(&mut reader, &mut out, &mut t);
+                // Every byte of a body, framing included, counts (#11).
+                if let Some((_, taken)) = reader.body_progress() {
+                    assert!(taken <= MAX_BODY_BYTES, "a body took {taken} bytes");
+                }
+                if closed {
                     t.closed = true;
                     break 'reads;
                 }
@@ -150,6 +158,7 @@ impl Model {
                     return true;
                 }
                 Next::Request(head) => {
+                    check_request_rules(&head);
                     let head_only = head.method == "HEAD";
                     let response = self.respond(&head);
                     let before = out.len();
@@ -169,6 +178,27 @@ impl Model {
                     }
                 }
             }
+        }
+    }
+}
+
+/// What reaches a route obeys the v2 request rules (#11): a printable
+/// target with no fragment, in a form that matches it, a method of at most
+/// `MAX_METHOD_BYTES`, and never CONNECT.
+fn check_request_rules(head: &RequestHead) {
+    assert!(
+        head.target
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'#'),
+        "target {:?}",
+        head.target
+    );
+    assert!(head.method.len() <= MAX_METHOD_BYTES && head.method != "CONNECT");
+    match head.form {
+        TargetForm::Asterisk => assert!(head.method == "OPTIONS" && head.target == "*"),
+        TargetForm::Origin => assert!(head.target.starts_with('/')),
+        TargetForm::Absolute { .. } => {
+            assert!(head.path().starts_with('/') && head.target.contains("://"))
         }
     }
 }
