@@ -4,7 +4,14 @@
 //! Run: `cargo run --release --example custom_job` then
 //! `curl 'http://127.0.0.1:8899/primes?below=5000000'` and `curl http://127.0.0.1:8899/hello`.
 
-use heavylift::{CoreLayout, Response, Router, ServeConfig, Server};
+use heavylift::{fast, offload, Cancelled, CoreLayout, Response, Router, ServeConfig, Server};
+
+/// `below` from the query, if it is a number from 2 to 50,000,000.
+fn below(query: &str) -> Option<u64> {
+    heavylift::http::query::query_param(query, "below")
+        .and_then(|v| v.parse().ok())
+        .filter(|v| (2..=50_000_000).contains(v))
+}
 
 /// Counts primes below `limit`, checking for cancellation every 10,000 numbers.
 fn count_primes(limit: u64, mut should_stop: impl FnMut() -> bool) -> Option<u64> {
@@ -25,17 +32,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_level(log::LevelFilter::Info)
         .init();
     let router = Router::new()
-        .fast("/hello", |req| {
-            Response::text(200, format!("hello from I/O core {}", req.io_core))
-        })
-        .offload("/primes", |req| {
-            let below: u64 = heavylift::http::query::query_param(req.query(), "below")
-                .and_then(|v| v.parse().ok())
-                .filter(|v| (2..=50_000_000).contains(v))
-                .ok_or_else(|| Response::text(400, "use ?below=N with 2 <= N <= 50000000"))?;
-            Ok(Box::new(move |ctx| {
-                let count =
-                    count_primes(below, || ctx.should_stop()).ok_or(heavylift::Cancelled)?;
+        .get(
+            "/hello",
+            fast(|req| Response::text(200, format!("hello from I/O core {}", req.io_core))),
+        )
+        .get(
+            "/primes",
+            offload(|input, ctx| {
+                let below = below(&input.query).unwrap_or(2);
+                let count = count_primes(below, || ctx.should_stop()).ok_or(Cancelled)?;
                 Ok(Response::text(
                     200,
                     format!(
@@ -43,8 +48,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         ctx.compute_core
                     ),
                 ))
-            }))
-        });
+            })
+            .check(|req| match below(req.query()) {
+                Some(_) => Ok(()),
+                None => Err(Response::text(400, "use ?below=N with 2 <= N <= 50000000")),
+            }),
+        );
     let cpus = CoreLayout::usable_cpus();
     let layout = CoreLayout::resolve(&cpus, None, None, None)?;
     let config = ServeConfig::new("127.0.0.1:8899".parse()?, layout);

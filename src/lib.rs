@@ -16,10 +16,13 @@
 //! - Request path: `server::io_core` accepts -> `server::connection` reads and
 //!   parses (`http`) -> `router` picks a handler (`routes` holds the seed's) ->
 //!   the answer is encoded (`http::response`) and written in request order.
-//! - Job path: a handler returns `Action::Offload(job)` -> `jobs::dispatch` puts
-//!   it on the least loaded compute core or answers 503 -> `jobs::worker` runs
-//!   it under `catch_unwind` -> the outcome returns to the I/O core's
-//!   `jobs::pending` table -> `jobs::outcome_response` maps it to 200/500/504.
+//! - Job path: the head of a request to an `offload` route is checked and
+//!   admitted (or answered 503) when it arrives; its body is collected under
+//!   the route's limit; the request becomes a `jobs::JobInput` (plain data)
+//!   that `jobs::dispatch` moves, with the route's index and job, to the least
+//!   loaded compute core -> `jobs::worker` runs it under `catch_unwind` -> the
+//!   outcome returns to the I/O core's `jobs::pending` table ->
+//!   `jobs::outcome_response` maps it to 200/500/504.
 //!   `jobs::cancel::CancelToken` decides, once, how each job ended.
 //! - Who owns what: each executor owns its sockets, pending table and shutdown
 //!   signal (`Rc`, never shared); `stats::Stats` holds one atomic slot per core,
@@ -43,6 +46,6 @@ pub use config::ServeConfig;
 pub use cores::{ComputePriority, CoreLayout, CpuList};
 pub use error::{Error, Result};
 pub use http::{RequestHead, Response};
-pub use jobs::{Cancelled, JobContext, JobFn};
-pub use router::{Action, Request, Router};
+pub use jobs::{Cancelled, JobContext, JobFn, JobInput};
+pub use router::{fast, inline, offload, Handler, Method, Request, Router};
 pub use server::{Server, ServerHandle};

@@ -5,39 +5,54 @@
 use crate::http::query::{parse_id, parse_n};
 use crate::http::Response;
 use crate::jobs::heavy::{heavy_lifting, HeavyReport};
-use crate::jobs::JobFn;
-use crate::router::{Request, Router};
+use crate::jobs::{Cancelled, JobContext, JobInput};
+use crate::router::{fast, inline, offload, Request, Router};
 
 /// The router the `heavylift` binary serves.
 pub fn seed_router() -> Router {
     Router::new()
-        .fast("/fast", |req| match parse_id(req.query()) {
-            Ok(id) => Response::text(200, format!("fast result {id}")),
-            Err(why) => Response::text(400, why),
-        })
-        .inline("/slow", heavy_job)
-        .offload("/slow_threaded", heavy_job)
-        .offload("/fail", failing_job)
+        .get(
+            "/fast",
+            fast(|req| match parse_id(req.query()) {
+                Ok(id) => Response::text(200, format!("fast result {id}")),
+                Err(why) => Response::text(400, why),
+            }),
+        )
+        .get("/slow", inline(heavy_job).check(check_heavy))
+        .get("/slow_threaded", offload(heavy_job).check(check_heavy))
+        .get("/fail", offload(failing_job).check(check_id))
 }
 
-/// Validates `id` and `n`, then builds the seed's `heavy_lifting` job.
-pub fn heavy_job(req: &Request<'_>) -> Result<JobFn, Response> {
-    let query = req.query();
-    let id = parse_id(query).map_err(|why| Response::text(400, why))?;
-    let n = parse_n(query).map_err(|why| Response::text(400, why))?;
-    let json = req.accepts_json();
-    let io_core = req.io_core;
-    Ok(Box::new(move |ctx| {
-        let report = heavy_lifting(n, || ctx.should_stop())?;
-        Ok(render_heavy(&id, &report, json, io_core, ctx.compute_core))
-    }))
+/// `id` and `n` as the seed's routes take them, checked when the head arrives.
+pub fn check_heavy(req: &Request<'_>) -> Result<(), Response> {
+    check_id(req)?;
+    parse_n(req.query()).map_err(|why| Response::text(400, why))?;
+    Ok(())
 }
 
-fn failing_job(req: &Request<'_>) -> Result<JobFn, Response> {
-    let id = parse_id(req.query()).map_err(|why| Response::text(400, why))?;
-    Ok(Box::new(move |_ctx| {
-        panic!("heavy_lifting failed on purpose for id {id}")
-    }))
+fn check_id(req: &Request<'_>) -> Result<(), Response> {
+    parse_id(req.query()).map_err(|why| Response::text(400, why))?;
+    Ok(())
+}
+
+/// The seed's `heavy_lifting` job; `id` and `n` were checked on arrival.
+pub fn heavy_job(input: &JobInput, ctx: &JobContext<'_>) -> Result<Response, Cancelled> {
+    let (Ok(id), Ok(n)) = (parse_id(&input.query), parse_n(&input.query)) else {
+        return Ok(Response::text(400, "bad id or n"));
+    };
+    let report = heavy_lifting(n, || ctx.should_stop())?;
+    Ok(render_heavy(
+        &id,
+        &report,
+        input.accepts_json(),
+        input.io_core,
+        ctx.compute_core,
+    ))
+}
+
+fn failing_job(input: &JobInput, _ctx: &JobContext<'_>) -> Result<Response, Cancelled> {
+    let id = parse_id(&input.query).unwrap_or_default();
+    panic!("heavy_lifting failed on purpose for id {id}")
 }
 
 /// `slow result X <--- S.SSS s`, or the contract's JSON document.

@@ -51,8 +51,14 @@ fn host_is_required_once_and_valid() {
         server.addr,
         &[
             (b"GET /fast?id=1 HTTP/1.1\r\n\r\n", 400),
-            (b"GET /fast?id=1 HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400),
-            (b"GET /fast?id=1 HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400),
+            (
+                b"GET /fast?id=1 HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+                400,
+            ),
+            (
+                b"GET /fast?id=1 HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
+                400,
+            ),
             (b"GET /fast?id=1 HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
             (b"GET /fast?id=1 HTTP/1.1\r\nHost: a:port\r\n\r\n", 400),
             (b"GET /fast?id=1 HTTP/1.1\r\nHost: u@a\r\n\r\n", 400),
@@ -67,7 +73,10 @@ fn host_is_required_once_and_valid() {
             ),
             // HTTP/1.0 may omit Host.
             (b"GET /fast?id=1 HTTP/1.0\r\n\r\n", 200),
-            (b"GET /fast?id=1 HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            (
+                b"GET /fast?id=1 HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+                400,
+            ),
         ],
     );
     // A Host error on a keep-alive connection ends it: nothing after is read.
@@ -76,14 +85,24 @@ fn host_is_required_once_and_valid() {
         b"GET /fast?id=ok HTTP/1.1\r\nHost: t\r\n\r\nGET /fast?id=bad HTTP/1.1\r\n\r\n\
           GET /fast?id=never HTTP/1.1\r\nHost: t\r\n\r\n",
     );
-    assert!(text.contains("fast result ok") && !text.contains("never"), "{text}");
-    assert_eq!(text.matches("\r\nServer: heavylift\r\n").count(), 2, "{text}");
+    assert!(
+        text.contains("fast result ok") && !text.contains("never"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("\r\nServer: heavylift\r\n").count(),
+        2,
+        "{text}"
+    );
 }
 
 #[test]
 fn target_forms_and_bytes() {
     let server = TestServer::start();
-    let long_method = format!("{} /fast?id=1 HTTP/1.1\r\nHost: t\r\n\r\n", "M".repeat(9000));
+    let long_method = format!(
+        "{} /fast?id=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+        "M".repeat(9000)
+    );
     let cases: &[(&[u8], u16)] = &[
         (
             b"GET HTTP://a/fast?id=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
@@ -128,7 +147,10 @@ fn transfer_encoding_must_be_exactly_one_chunked() {
     };
     for (te, want) in [
         ("Transfer-Encoding: chunked, chunked", 400),
-        ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", 400),
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+            400,
+        ),
         ("Transfer-Encoding: chunked,", 400),
         ("Transfer-Encoding: gzip, chunked", 501),
         ("Transfer-Encoding: chunked, gzip", 501),
@@ -253,7 +275,8 @@ fn a_trickled_body_gets_408_and_a_steady_one_is_served() {
     let started = Instant::now();
     let mut answer = Vec::new();
     let mut buf = [0u8; 512];
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     while started.elapsed() < Duration::from_secs(10) {
         let _ = s.write_all(b"x");
         match s.read(&mut buf) {
@@ -264,7 +287,11 @@ fn a_trickled_body_gets_408_and_a_steady_one_is_served() {
     }
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 408 "), "{text:?}");
-    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
 
     // 12 KiB in 4 KiB steps a second apart takes 2 s, past the 1.5 s
     // header timeout, but each step earns four more seconds.
@@ -280,7 +307,10 @@ fn a_trickled_body_gets_408_and_a_steady_one_is_served() {
         s.write_all(&[b'y'; 4096]).unwrap();
     }
     let reply = read_reply(&mut BufReader::new(s), false).expect("answered");
-    assert_eq!((reply.status, reply.text()), (200, "fast result steady".into()));
+    assert_eq!(
+        (reply.status, reply.text()),
+        (200, "fast result steady".into())
+    );
 }
 
 #[test]
@@ -289,7 +319,12 @@ fn head_is_get_without_the_body() {
     let s = connect(server.addr, SLOW);
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
-    for path in ["/healthz", "/fast?id=h", "/stats", "/slow_threaded?id=h&n=20"] {
+    for path in [
+        "/healthz",
+        "/fast?id=h",
+        "/stats",
+        "/slow_threaded?id=h&n=20",
+    ] {
         write!(w, "GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         let get = read_reply(&mut r, false).unwrap();
         write!(w, "HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
@@ -307,10 +342,16 @@ fn head_is_get_without_the_body() {
     }
     // No body bytes followed the HEAD answers: the stream is still aligned.
     write!(w, "GET /fast?id=after HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-    assert_eq!(read_reply(&mut r, false).unwrap().text(), "fast result after");
+    assert_eq!(
+        read_reply(&mut r, false).unwrap().text(),
+        "fast result after"
+    );
     // HEAD on a job route runs the job.
     let stats = wait_for_stats(&server, 5, |s| s["jobs"]["completed"] == 2);
-    assert_eq!(stats["jobs"]["completed"], 2, "GET and HEAD each ran the job");
+    assert_eq!(
+        stats["jobs"]["completed"], 2,
+        "GET and HEAD each ran the job"
+    );
     let mut s = connect(server.addr, SLOW);
     s.write_all(b"HEAD /nowhere HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -335,7 +376,12 @@ fn a_half_close_cancels_an_offloaded_job_but_fast_routes_answer() {
         let mut out = Vec::new();
         let started = Instant::now();
         let _ = s.read_to_end(&mut out);
-        assert_eq!(!out.is_empty(), answered, "{path}: {:?}", String::from_utf8_lossy(&out));
+        assert_eq!(
+            !out.is_empty(),
+            answered,
+            "{path}: {:?}",
+            String::from_utf8_lossy(&out)
+        );
         if !answered {
             assert!(started.elapsed() < Duration::from_secs(5), "closed at once");
         }

@@ -24,9 +24,10 @@
 use heavylift::http::response::CONTINUE;
 use heavylift::http::target::{TargetForm, MAX_METHOD_BYTES};
 use heavylift::http::{
-    Next, RequestHead, RequestReader, Response, Version, MAX_BODY_BYTES, MAX_HEAD_BYTES,
+    BodyKind, Next, RequestHead, RequestReader, Response, Version, MAX_BODY_BYTES,
+    MAX_HEAD_BYTES,
 };
-use heavylift::router::{Action, Request, Resolved, Router};
+use heavylift::router::{Request, Resolved, Router, Work};
 use heavylift::routes::seed_router;
 use heavylift::stats::Stats;
 use libfuzzer_sys::fuzz_target;
@@ -69,6 +70,12 @@ impl Transcript {
     }
 }
 
+/// What a routed head gets, as `server::connection::Plan`.
+enum Plan {
+    Serve(usize, Vec<(String, String)>),
+    Answer(Response),
+}
+
 struct Model {
     router: Router,
     stats: Stats,
@@ -82,27 +89,57 @@ impl Model {
     }
 
     /// The answer to one complete request, as `Connection::answer` builds it.
-    fn respond(&self, head: &RequestHead) -> Response {
+    /// `Connection::route_head`: what a head gets, its body limit and
+    /// whether the body is collected. Every queue has room here.
+    fn route_head(&self, head: &RequestHead) -> (Plan, u64, bool) {
         match self.router.resolve(head) {
-            Resolved::Answer(_, response) => response,
-            Resolved::Handler(_, handler) => {
+            Resolved::Answer(_, response) => (Plan::Answer(response), MAX_BODY_BYTES, false),
+            Resolved::Route {
+                index,
+                route,
+                params,
+            } => {
                 let request = Request {
                     head,
+                    params: &params,
+                    body: &[],
                     io_core: 0,
                     stats: &self.stats,
                 };
-                match handler(&request) {
-                    Action::Respond(response) => response,
-                    // The job itself needs a compute core; its answer is a 200.
-                    Action::Offload(_) | Action::Inline(_) => Response::text(200, "job stand-in"),
+                let refused = match (&route.handler.check, &route.handler.work) {
+                    (Some(check), Work::Offload(_) | Work::Inline(_)) => check(&request).err(),
+                    _ => None,
+                };
+                match refused {
+                    Some(response) => (Plan::Answer(response), route.handler.max_body, false),
+                    None => (Plan::Serve(index, params), route.handler.max_body, true),
                 }
             }
+        }
+    }
+
+    /// `Connection::answer`: the response once the body is here.
+    fn serve(&self, head: &RequestHead, plan: Plan, body: &[u8]) -> Response {
+        match plan {
+            Plan::Answer(response) => response,
+            Plan::Serve(index, params) => match &self.router.routes()[index].handler.work {
+                Work::Fast(handler) => handler(&Request {
+                    head,
+                    params: &params,
+                    body,
+                    io_core: 0,
+                    stats: &self.stats,
+                }),
+                // The job itself needs a compute core; its answer is a 200.
+                Work::Offload(_) | Work::Inline(_) => Response::text(200, "job stand-in"),
+            },
         }
     }
 
     /// Feeds `reads` one after another, as the connection's read loop would.
     fn run(&self, reads: &[&[u8]]) -> Transcript {
         let mut reader = RequestReader::new();
+        let mut current = None;
         let mut out = Vec::new();
         let mut t = Transcript {
             wire: Vec::new(),
@@ -119,7 +156,7 @@ impl Model {
                 spare[..n].copy_from_slice(&rest[..n]);
                 reader.filled(n);
                 rest = &rest[n..];
-                let closed = self.process(&mut reader, &mut out, &mut t);
+                let closed = self.process(&mut reader, &mut current, &mut out, &mut t);
                 // Every byte of a body, framing included, counts (#11).
                 if let Some((_, taken)) = reader.body_progress() {
                     assert!(taken <= MAX_BODY_BYTES, "a body took {taken} bytes");
@@ -136,7 +173,13 @@ impl Model {
     }
 
     /// `Connection::process_buffered`: true when the connection closes.
-    fn process(&self, reader: &mut RequestReader, out: &mut Vec<u8>, t: &mut Transcript) -> bool {
+    fn process(
+        &self,
+        reader: &mut RequestReader,
+        current: &mut Option<(RequestHead, Plan)>,
+        out: &mut Vec<u8>,
+        t: &mut Transcript,
+    ) -> bool {
         loop {
             match reader.next_event() {
                 Next::NeedMore => return false,
@@ -157,10 +200,29 @@ impl Model {
                     assert!(matches!(reader.next_event(), Next::Error(e) if e == err));
                     return true;
                 }
-                Next::Request(head) => {
+                Next::Head(head) => {
                     check_request_rules(&head);
+                    let (plan, limit, collect) = self.route_head(&head);
+                    if let (Plan::Answer(response), false) = (&plan, head.body == BodyKind::Empty)
+                    {
+                        // Decided before the body: answered now, then closed.
+                        let head_only = head.method == "HEAD";
+                        let before = out.len();
+                        response.encode_into(out, head.version, false, head_only);
+                        t.answers
+                            .push(answer(response, head_only, &mut out[before..]));
+                        return true;
+                    }
+                    // A refused limit shows up as the next event's error.
+                    let _ = reader.begin_body(limit, collect);
+                    *current = Some((head, plan));
+                }
+                Next::Body(body) => {
+                    let Some((head, plan)) = current.take() else {
+                        continue;
+                    };
                     let head_only = head.method == "HEAD";
-                    let response = self.respond(&head);
+                    let response = self.serve(&head, plan, &body);
                     let before = out.len();
                     response.encode_into(out, head.version, head.keep_alive, head_only);
                     t.answers

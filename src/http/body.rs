@@ -48,7 +48,8 @@ enum State {
     Failed(ParseError),
 }
 
-/// Skips one request body; see the module docs.
+/// Reads one request body, skipping it or collecting its data; see the
+/// module docs.
 #[derive(Debug)]
 pub struct BodyReader {
     state: State,
@@ -56,6 +57,8 @@ pub struct BodyReader {
     limit: u64,
     /// Bytes taken so far, framing included.
     taken: u64,
+    /// The body's data when collecting (chunk framing removed).
+    data: Option<Vec<u8>>,
 }
 
 impl BodyReader {
@@ -73,7 +76,25 @@ impl BodyReader {
             state,
             limit,
             taken: 0,
+            data: None,
         })
+    }
+
+    /// Keeps the body's data instead of skipping it. A declared length is
+    /// allocated once, at its final size; a chunked body grows as it comes.
+    pub fn collecting(mut self) -> BodyReader {
+        let declared = match self.state {
+            State::Length { remaining } => remaining,
+            _ => 0,
+        };
+        // Lossless: a declared length has passed the limit check.
+        self.data = Some(Vec::with_capacity(usize::try_from(declared).unwrap_or(0)));
+        self
+    }
+
+    /// The collected data (empty when skipping); call once `is_done`.
+    pub fn into_data(self) -> Vec<u8> {
+        self.data.unwrap_or_default()
     }
 
     /// Takes body bytes from the front of `buf` and returns how many it took:
@@ -121,6 +142,9 @@ impl BodyReader {
             State::Length { remaining } | State::ChunkData { remaining } => {
                 let take = (*remaining).min(rest.len() as u64);
                 *remaining -= take;
+                if let Some(data) = &mut self.data {
+                    data.extend_from_slice(rest.get(..take as usize).unwrap_or_default());
+                }
                 if *remaining == 0 {
                     self.state = match self.state {
                         State::Length { .. } => State::Done,
@@ -426,6 +450,32 @@ mod tests {
         assert_eq!(huge, Some(ParseError::BodyTooLarge));
         let overflow = feed(BodyKind::Chunked, b"10000000000000000\r\n", &[]).2;
         assert_eq!(overflow, Some(ParseError::BodyTooLarge));
+    }
+
+    #[test]
+    fn collecting_keeps_the_data_and_allocates_a_declared_length_once() {
+        let mut r = BodyReader::new(BodyKind::Length(5), 5)
+            .expect("fits")
+            .collecting();
+        assert_eq!(r.data.as_ref().map(Vec::capacity), Some(5));
+        for piece in [&b"he"[..], b"l", b"loGET"] {
+            r.consume(piece).expect("valid");
+        }
+        assert!(r.is_done());
+        let data = r.into_data();
+        assert_eq!((data.as_slice(), data.capacity()), (&b"hello"[..], 5));
+        for cut in 0..=CHUNKED.len() {
+            let mut r = BodyReader::new(BodyKind::Chunked, MAX_BODY_BYTES)
+                .expect("chunked")
+                .collecting();
+            let first = r.consume(&CHUNKED[..cut]).expect("valid");
+            if !r.is_done() {
+                r.consume(&CHUNKED[first..]).expect("valid");
+            }
+            assert_eq!(r.into_data(), b"Wikipedia in\r\n\r\nchunks.", "cut {cut}");
+        }
+        let skipped = BodyReader::new(BodyKind::Length(3), 3).expect("fits");
+        assert!(skipped.into_data().is_empty());
     }
 
     #[test]

@@ -19,14 +19,24 @@ pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
         })
 }
 
-/// Decodes `%XX` escapes (either case) and `+` as a space; the result must
-/// be UTF-8.
+/// Decodes `%XX` escapes (either case) and `+` as a space (query-string
+/// form encoding); the result must be UTF-8.
 pub fn percent_decode(raw: &str) -> Result<String, &'static str> {
+    decode(raw, true)
+}
+
+/// Decodes `%XX` escapes of a path segment (RFC 3986 section 2.1; `+` is
+/// itself there); `None` for a bad escape or a result that is not UTF-8.
+pub fn percent_decode_path(raw: &str) -> Option<String> {
+    decode(raw, false).ok()
+}
+
+fn decode(raw: &str, plus_is_space: bool) -> Result<String, &'static str> {
     let mut out = Vec::with_capacity(raw.len());
     let mut bytes = raw.bytes();
     while let Some(b) = bytes.next() {
         out.push(match b {
-            b'+' => b' ',
+            b'+' if plus_is_space => b' ',
             b'%' => {
                 let hex = |d: Option<u8>| d.and_then(|d| char::from(d).to_digit(16));
                 match (hex(bytes.next()), hex(bytes.next())) {

@@ -2,15 +2,17 @@
 //!
 //! It owns the read buffer: the connection reads socket bytes into
 //! [`RequestReader::spare`] and reports them with [`RequestReader::filled`];
-//! [`RequestReader::next_event`] then yields complete request heads in order,
-//! skipping (reading and discarding) their bodies, asks for a `100 Continue`
-//! when a client waits for one, or reports the first protocol error. Because
-//! it is pure, the fuzz target and the unit tests drive exactly the code the
+//! [`RequestReader::next_event`] then yields each complete request head in
+//! order. The connection routes it and says how to read its body with
+//! [`RequestReader::begin_body`] (the route's limit; collected or skipped);
+//! the reader then yields the body whole, asks for a `100 Continue` when a
+//! client waits for one, or reports the first protocol error. Because it is
+//! pure, the fuzz target and the unit tests drive exactly the code the
 //! server runs, split at any byte.
 
 use std::time::Instant;
 
-use super::{BodyReader, ParseError, RequestHead, MAX_BODY_BYTES};
+use super::{BodyKind, BodyReader, ParseError, RequestHead, MAX_BODY_BYTES};
 
 /// Initial size of the read buffer; it doubles up to [`MAX_READ_BUFFER`].
 pub const INITIAL_READ_BUFFER: usize = 4 * 1024;
@@ -20,8 +22,12 @@ pub const MAX_READ_BUFFER: usize = 64 * 1024;
 /// What the buffered bytes hold next.
 #[derive(Debug)]
 pub enum Next {
-    /// A complete request whose body (if any) has been read and discarded.
-    Request(RequestHead),
+    /// A complete request head. Call [`RequestReader::begin_body`] before
+    /// asking for the next event (else the body is skipped under the default
+    /// limit).
+    Head(RequestHead),
+    /// The whole body of the last head: its data when collected, else empty.
+    Body(Vec<u8>),
     /// The client sent `Expect: 100-continue` and waits before sending its body.
     Continue,
     /// The bytes are not valid HTTP/1.1; answer `err.status()` and close.
@@ -37,8 +43,10 @@ pub struct RequestReader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    /// A parsed head whose body is still being skipped.
-    body: Option<(RequestHead, BodyReader)>,
+    /// The body being read, once `begin_body` has been called.
+    body: Option<BodyReader>,
+    /// A head was yielded and its body not begun: (framing, Expect).
+    awaiting: Option<(BodyKind, bool)>,
     /// A `100 Continue` is owed for the head in `body`.
     owes_continue: bool,
     /// When the first byte of the current, incomplete head was seen.
@@ -62,6 +70,7 @@ impl RequestReader {
             start: 0,
             end: 0,
             body: None,
+            awaiting: None,
             owes_continue: false,
             head_since: None,
             body_since: Instant::now(),
@@ -96,12 +105,7 @@ impl RequestReader {
 
     /// True when no request is partly received (a keep-alive boundary).
     pub fn is_idle(&self) -> bool {
-        self.start == self.end && self.body.is_none()
-    }
-
-    /// True while a request body is being skipped.
-    pub fn in_body(&self) -> bool {
-        self.body.is_some()
+        self.start == self.end && self.body.is_none() && self.awaiting.is_none()
     }
 
     /// When the first byte of the current incomplete head arrived, if any.
@@ -115,7 +119,27 @@ impl RequestReader {
     pub fn body_progress(&self) -> Option<(Instant, u64)> {
         self.body
             .as_ref()
-            .map(|(_, reader)| (self.body_since, reader.taken()))
+            .map(|reader| (self.body_since, reader.taken()))
+    }
+
+    /// Says how to read the body of the head just yielded: at most `limit`
+    /// bytes (framing included), its data kept when `collect`. A declared
+    /// length over the limit is a 413 now, before any body byte is read.
+    pub fn begin_body(&mut self, limit: u64, collect: bool) -> Result<(), ParseError> {
+        let Some((kind, expects_continue)) = self.awaiting.take() else {
+            return Ok(());
+        };
+        let reader = match BodyReader::new(kind, limit) {
+            Ok(reader) => reader,
+            Err(err) => {
+                self.failed = Some(err);
+                return Err(err);
+            }
+        };
+        self.owes_continue = expects_continue && !reader.is_done();
+        self.body_since = Instant::now();
+        self.body = Some(if collect { reader.collecting() } else { reader });
+        Ok(())
     }
 
     /// Drops everything buffered (used while lingering before a close).
@@ -139,7 +163,12 @@ impl RequestReader {
     }
 
     fn advance(&mut self) -> Next {
-        if let Some((_, reader)) = self.body.as_mut() {
+        if self.awaiting.is_some() {
+            if let Err(err) = self.begin_body(MAX_BODY_BYTES, false) {
+                return Next::Error(err);
+            }
+        }
+        if let Some(reader) = self.body.as_mut() {
             match reader.consume(&self.buf[self.start..self.end]) {
                 Ok(used) => self.start += used,
                 Err(err) => return Next::Error(err),
@@ -153,7 +182,7 @@ impl RequestReader {
             }
             self.owes_continue = false;
             return match self.body.take() {
-                Some((head, _)) => Next::Request(head),
+                Some(reader) => Next::Body(reader.into_data()),
                 None => Next::NeedMore,
             };
         }
@@ -169,16 +198,8 @@ impl RequestReader {
             Ok(Some((head, used))) => {
                 self.start += used;
                 self.head_since = None;
-                match BodyReader::new(head.body, MAX_BODY_BYTES) {
-                    Err(err) => Next::Error(err),
-                    Ok(reader) if reader.is_done() => Next::Request(head),
-                    Ok(reader) => {
-                        self.owes_continue = head.expects_continue;
-                        self.body_since = Instant::now();
-                        self.body = Some((head, reader));
-                        self.advance()
-                    }
-                }
+                self.awaiting = Some((head.body, head.expects_continue));
+                Next::Head(head)
             }
         }
     }
@@ -203,7 +224,15 @@ mod tests {
                 rest = &rest[n..];
                 loop {
                     match r.next_event() {
-                        Next::Request(h) => seen.push(format!("{} {}", h.method, h.target)),
+                        Next::Head(h) => {
+                            seen.push(format!("{} {}", h.method, h.target));
+                            if let Err(e) = r.begin_body(MAX_BODY_BYTES, true) {
+                                seen.push(format!("error {}", e.status()));
+                                return seen;
+                            }
+                        }
+                        Next::Body(b) if b.is_empty() => {}
+                        Next::Body(b) => seen.push(format!("body {}", String::from_utf8_lossy(&b))),
                         Next::Continue => seen.push("100".into()),
                         Next::Error(e) => {
                             seen.push(format!("error {}", e.status()));
@@ -222,7 +251,7 @@ mod tests {
         let input = b"GET /a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc\
                       GET /b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n\
                       GET /c HTTP/1.1\r\nHost: t\r\n\r\n";
-        let want = vec!["GET /a", "GET /b", "GET /c"];
+        let want = vec!["GET /a", "body abc", "GET /b", "body xy", "GET /c"];
         for step in 1..=input.len() {
             assert_eq!(drive(input, step), want, "step {step}");
         }
@@ -236,18 +265,31 @@ mod tests {
         let spare = r.spare();
         spare[..head.len()].copy_from_slice(head);
         r.filled(head.len());
+        assert!(matches!(r.next_event(), Next::Head(_)));
+        assert!(!r.is_idle());
+        assert_eq!(r.begin_body(2, true), Ok(()));
         assert!(matches!(r.next_event(), Next::Continue));
         assert!(matches!(r.next_event(), Next::NeedMore));
         r.spare()[..2].copy_from_slice(b"hi");
         r.filled(2);
-        assert!(matches!(r.next_event(), Next::Request(_)));
+        assert!(matches!(r.next_event(), Next::Body(b) if b == b"hi"));
         assert!(r.is_idle());
         let whole = [&head[..], b"hi"].concat();
         assert_eq!(
             drive(&whole, whole.len()),
-            vec!["GET /a"],
+            vec!["GET /a", "body hi"],
             "body already here: no 100"
         );
+        // A route's smaller limit refuses a declared length before the 100.
+        let mut r = RequestReader::new();
+        r.spare()[..head.len()].copy_from_slice(head);
+        r.filled(head.len());
+        assert!(matches!(r.next_event(), Next::Head(_)));
+        assert_eq!(r.begin_body(1, true), Err(ParseError::BodyTooLarge));
+        assert!(matches!(
+            r.next_event(),
+            Next::Error(ParseError::BodyTooLarge)
+        ));
     }
 
     #[test]
@@ -260,7 +302,7 @@ mod tests {
             "GET /a HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
             2 << 20
         );
-        assert_eq!(drive(big.as_bytes(), 7), vec!["error 413"]);
+        assert_eq!(drive(big.as_bytes(), 7), vec!["GET /a", "error 413"]);
         let long = [&b"GET /"[..], &[b'a'; 70_000]].concat();
         assert_eq!(drive(&long, 1000), vec!["error 414"], "never a full buffer");
         assert_eq!(

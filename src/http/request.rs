@@ -31,7 +31,7 @@ pub enum BodyKind {
 
 /// What the router and the connection loop need from a request head, copied
 /// out of the receive buffer so the buffer can be compacted.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RequestHead {
     /// The method as sent, e.g. "GET" (case-sensitive, per RFC 9110).
     pub method: String,
@@ -49,6 +49,26 @@ pub struct RequestHead {
     pub accepts_json: bool,
     /// `Expect: 100-continue` on an HTTP/1.1 request (ignored for 1.0).
     pub expects_continue: bool,
+    /// The header field lines as received (`name: value` and line ends),
+    /// already checked by httparse; read through [`RequestHead::headers`].
+    /// One copy, made only when the request has header fields.
+    fields: Vec<u8>,
+}
+
+impl std::fmt::Debug for RequestHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestHead")
+            .field("method", &self.method)
+            .field("target", &self.target)
+            .field("form", &self.form)
+            .field("version", &self.version)
+            .field("keep_alive", &self.keep_alive)
+            .field("body", &self.body)
+            .field("accepts_json", &self.accepts_json)
+            .field("expects_continue", &self.expects_continue)
+            .field("headers", &self.headers().count())
+            .finish()
+    }
 }
 
 impl RequestHead {
@@ -75,6 +95,25 @@ impl RequestHead {
         self.target.split_once('?').map_or("", |(_, query)| query)
     }
 
+    /// Every header field in the order received: (name as sent, value with
+    /// the surrounding whitespace removed). Names compare case-insensitively
+    /// (RFC 9110 section 5.1); a value is bytes (obs-text is allowed).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.fields.split(|&b| b == b'\n').filter_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|&b| b == b':')?;
+            let name = std::str::from_utf8(line.get(..colon)?).ok()?;
+            Some((name, line.get(colon + 1..)?.trim_ascii()))
+        })
+    }
+
+    /// The first value of the header field `name` (any case), if sent.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
     /// Parses the head at the front of `buf`. `Ok(None)`: need more bytes.
     /// `Ok(Some((head, consumed)))`: `consumed` counts the head's bytes
     /// including its final blank line and any blank lines before the request
@@ -86,7 +125,14 @@ impl RequestHead {
         match req.parse(window) {
             Ok(httparse::Status::Complete(consumed)) => {
                 check_request_line(window)?;
-                Ok(Some((interpret(&req)?, consumed)))
+                let mut head = interpret(&req)?;
+                // The field lines: from the first name to the blank line.
+                if let Some(first) = req.headers.first() {
+                    let start =
+                        (first.name.as_ptr() as usize).wrapping_sub(window.as_ptr() as usize);
+                    head.fields = window.get(start..consumed).unwrap_or_default().to_vec();
+                }
+                Ok(Some((head, consumed)))
             }
             Ok(httparse::Status::Partial) => incomplete(window),
             Err(httparse::Error::TooManyHeaders) => Err(ParseError::TooManyHeaders),
@@ -275,6 +321,7 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
         body,
         accepts_json,
         expects_continue: expects_continue && version == Version::Http11,
+        fields: Vec::new(),
     })
 }
 
@@ -360,7 +407,7 @@ mod tests {
             APPLICATION/json;q=0.1\r\nExpect: 100-Continue\r\n\r\n",
         );
         let want = "RequestHead { method: \"GET\", target: \"/fast?id=1&n=2\", form: Origin, version: Http11, \
-            keep_alive: true, body: Empty, accepts_json: true, expects_continue: true }";
+            keep_alive: true, body: Empty, accepts_json: true, expects_continue: true, headers: 3 }";
         assert_eq!(
             (format!("{h:?}").as_str(), h.path(), h.query()),
             (want, "/fast", "id=1&n=2")
@@ -369,7 +416,7 @@ mod tests {
         let h = head(b"POST /x?a?b HTTP/1.0\nExpect: 100-continue\nX-Accept: application/json\n\n");
         let want =
             "RequestHead { method: \"POST\", target: \"/x?a?b\", form: Origin, version: Http10, \
-            keep_alive: false, body: Empty, accepts_json: false, expects_continue: false }";
+            keep_alive: false, body: Empty, accepts_json: false, expects_continue: false, headers: 2 }";
         assert_eq!(
             (format!("{h:?}").as_str(), h.path(), h.query()),
             (want, "/x", "a?b")
@@ -384,6 +431,36 @@ mod tests {
         let h = head(b"GET HTTPS://h?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!((h.path(), h.query()), ("/", "x=1"));
         assert_eq!(head(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n").path(), "*");
+    }
+
+    #[test]
+    fn header_fields_as_received() {
+        let h = head(
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nAuthorization:  Bearer t \t\r\n\
+            x-obs: caf\xc3\xa9\r\nX-Twice: 1\r\nx-twice: 2\r\n\r\n",
+        );
+        let all: Vec<(&str, &[u8])> = h.headers().collect();
+        assert_eq!(
+            all,
+            [
+                ("Host", &b"a"[..]),
+                ("X-Empty", b""),
+                ("Authorization", b"Bearer t"),
+                ("x-obs", "café".as_bytes()),
+                ("X-Twice", b"1"),
+                ("x-twice", b"2"),
+            ]
+        );
+        assert_eq!(h.header("authorization"), Some(&b"Bearer t"[..]));
+        assert_eq!(h.header("X-TWICE"), Some(&b"1"[..]));
+        assert_eq!(h.header("missing"), None);
+        let bare = head(b"GET / HTTP/1.0\n\n");
+        assert_eq!(bare.headers().count(), 0);
+        let lf = head(b"GET / HTTP/1.0\nA: 1\nB:2\n\n");
+        assert_eq!(
+            lf.headers().collect::<Vec<_>>(),
+            [("A", &b"1"[..]), ("B", b"2")]
+        );
     }
 
     #[test]

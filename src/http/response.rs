@@ -4,6 +4,8 @@
 //! the `Connection` header from the request's version and keep-alive state.
 //! Bodies are always sent with `Content-Length`, never chunked.
 
+use std::borrow::Cow;
+
 use super::date;
 use super::request::Version;
 
@@ -21,12 +23,14 @@ pub const APPLICATION_JSON: &str = "application/json";
 pub struct Response {
     /// The status code; its reason phrase comes from [`reason_phrase`].
     pub status: u16,
-    /// Sent as `Content-Type`.
-    pub content_type: &'static str,
+    /// Sent as `Content-Type`: a constant, or a type chosen at run time.
+    /// CR and LF are sent as spaces.
+    pub content_type: Cow<'static, str>,
     /// Extra headers (e.g. `Allow`, `Retry-After`), written in this order
-    /// after the standard ones. CR and LF in values are sent as spaces.
-    pub headers: Vec<(&'static str, String)>,
-    /// Sent as is, with its length as `Content-Length`.
+    /// after the standard ones. CR and LF in names and values are sent as
+    /// spaces, so a job cannot split the response.
+    pub headers: Vec<(Cow<'static, str>, String)>,
+    /// Sent as is, with its length as `Content-Length`: any bytes.
     pub body: Vec<u8>,
 }
 
@@ -35,7 +39,7 @@ impl Response {
     pub fn text(status: u16, body: impl Into<Vec<u8>>) -> Response {
         Response {
             status,
-            content_type: TEXT_PLAIN,
+            content_type: Cow::Borrowed(TEXT_PLAIN),
             headers: Vec::new(),
             body: body.into(),
         }
@@ -44,22 +48,40 @@ impl Response {
     /// An `application/json` response.
     pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Response {
         Response {
-            content_type: APPLICATION_JSON,
+            content_type: Cow::Borrowed(APPLICATION_JSON),
             ..Response::text(status, body)
         }
     }
 
-    /// The same response with another `Content-Type`.
-    pub fn with_content_type(self, ct: &'static str) -> Response {
+    /// A response with a binary body and its `Content-Type`, e.g.
+    /// `Response::bytes(200, "image/png", png)`.
+    pub fn bytes(
+        status: u16,
+        content_type: impl Into<Cow<'static, str>>,
+        body: impl Into<Vec<u8>>,
+    ) -> Response {
         Response {
-            content_type: ct,
+            content_type: content_type.into(),
+            ..Response::text(status, body)
+        }
+    }
+
+    /// The same response with another `Content-Type` (a `&'static str` or
+    /// a `String` chosen at run time).
+    pub fn with_content_type(self, ct: impl Into<Cow<'static, str>>) -> Response {
+        Response {
+            content_type: ct.into(),
             ..self
         }
     }
 
     /// The same response with one more header, after those already added.
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
-        self.headers.push((name, value.into()));
+    pub fn with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Response {
+        self.headers.push((name.into(), value.into()));
         self
     }
 
@@ -89,21 +111,14 @@ impl Response {
         out.extend_from_slice(b"\r\nServer: heavylift\r\nDate: ");
         date::with_date(|d| out.extend_from_slice(d));
         out.extend_from_slice(b"\r\nContent-Type: ");
-        out.extend_from_slice(self.content_type.as_bytes());
+        push_field_text(out, &self.content_type);
         out.extend_from_slice(b"\r\nContent-Length: ");
         push_decimal(out, self.body.len() as u64);
         out.extend_from_slice(b"\r\n");
         for (name, value) in &self.headers {
-            out.extend_from_slice(name.as_bytes());
+            push_field_text(out, name);
             out.extend_from_slice(b": ");
-            let start = out.len();
-            out.extend_from_slice(value.as_bytes());
-            if let Some(written) = out.get_mut(start..) {
-                written
-                    .iter_mut()
-                    .filter(|b| **b == b'\r' || **b == b'\n')
-                    .for_each(|b| *b = b' ');
-            }
+            push_field_text(out, value);
             out.extend_from_slice(b"\r\n");
         }
         if !keep_alive {
@@ -133,6 +148,18 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(digits.get(start..).unwrap_or_default());
+}
+
+/// Appends a header name or value with CR and LF sent as spaces.
+fn push_field_text(out: &mut Vec<u8>, text: &str) {
+    let start = out.len();
+    out.extend_from_slice(text.as_bytes());
+    if let Some(written) = out.get_mut(start..) {
+        written
+            .iter_mut()
+            .filter(|b| **b == b'\r' || **b == b'\n')
+            .for_each(|b| *b = b' ');
+    }
 }
 
 /// The reason phrase for `status` (RFC 9110 wording), or its class's name.

@@ -16,7 +16,7 @@ use glommio::channels::channel_mesh::Senders;
 use glommio::{GlommioError, ResourceType};
 
 use super::pending::Pending;
-use super::{CancelToken, Job, JobFn};
+use super::{CancelToken, Job, JobFn, JobInput};
 use crate::stats::Stats;
 
 /// One per I/O core.
@@ -51,10 +51,25 @@ impl Dispatcher {
         }
     }
 
-    /// Queues `work` on the compute core with the fewest jobs that has room.
-    /// Returns the job id (registered in `pending`) and its token, or `None`
-    /// when every queue is full (counted as rejected; the job never runs).
-    pub fn dispatch(&self, work: JobFn) -> Option<(u64, CancelToken)> {
+    /// True when some compute core has room for one more job: the
+    /// admission decision made when a head arrives, before its body is read.
+    pub fn has_room(&self) -> bool {
+        self.stats
+            .compute
+            .iter()
+            .any(|c| c.in_flight.load(Relaxed) <= self.queue_depth)
+    }
+
+    /// Queues route `route`'s job `run` with `input` on the compute core
+    /// with the fewest jobs that has room. Returns the job id (registered in
+    /// `pending`) and its token, or `None` when every queue is full (counted
+    /// as rejected; the job never runs).
+    pub fn dispatch(
+        &self,
+        route: usize,
+        run: JobFn,
+        input: JobInput,
+    ) -> Option<(u64, CancelToken)> {
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1));
         let n = self.stats.compute.len();
@@ -73,7 +88,9 @@ impl Dispatcher {
             id,
             reply_to: self.reply_to,
             cancel: cancel.clone(),
-            work,
+            route,
+            run,
+            input,
         };
         for (_, _, c) in order {
             // The running job does not count against the depth.
@@ -99,6 +116,14 @@ impl Dispatcher {
         }
         self.stats.io[self.io_index].rejected.fetch_add(1, Relaxed);
         None
+    }
+
+    /// Counts a job refused when its head arrived (every queue full) and
+    /// returns its 503: the job never runs.
+    pub fn refuse(&self) -> crate::http::Response {
+        self.stats.io[self.io_index].rejected.fetch_add(1, Relaxed);
+        log::warn!("job refused on arrival, every compute queue is full (503)");
+        super::outcome_response(super::JobOutcome::Rejected)
     }
 
     /// Closes this core's job channels (at shutdown), so compute cores can finish.

@@ -1,11 +1,15 @@
 //! Heavy jobs: what they are, how they travel, and how their ends are answered.
 //!
-//! A route handler on an I/O core turns a request into a [`JobFn`] (a `Send`
-//! closure that produces the whole `Response`). `dispatch` puts it on the least
-//! loaded compute core through the jobs mesh, `worker` runs it there under
-//! `catch_unwind`, and the outcome travels back through the results mesh to the
-//! `pending` table of the I/O core that asked. [`outcome_response`] is the one
-//! place a [`JobOutcome`] becomes a status code (200/500/503/504).
+//! A job route registers a [`JobFn`]; for each request the I/O core copies
+//! the request into a [`JobInput`] (plain, owned data: method, path,
+//! parameters, query, headers, body) and `dispatch` sends both, with the
+//! route's index, to the least loaded compute core through the jobs mesh.
+//! `worker` runs the job there under `catch_unwind`, and the outcome travels
+//! back through the results mesh to the `pending` table of the I/O core that
+//! asked. Because the input is plain data and the route is named by index,
+//! the same message can cross a process boundary to a worker that built the
+//! same router. [`outcome_response`] is the one place a [`JobOutcome`]
+//! becomes a status code (200/500/503/504).
 
 pub mod cancel;
 pub mod dispatch;
@@ -13,6 +17,7 @@ pub mod heavy;
 pub mod pending;
 pub mod worker;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use cancel::{CancelToken, JobState};
@@ -41,9 +46,58 @@ impl JobContext<'_> {
     }
 }
 
-/// A heavy job: runs once, on a compute core, and builds the response itself.
-/// Return `Err(Cancelled)` when `should_stop()` said so.
-pub type JobFn = Box<dyn FnOnce(&JobContext<'_>) -> Result<Response, Cancelled> + Send + 'static>;
+/// A heavy job as a route registers it: runs once per request, on a compute
+/// core, with the request as plain data, and builds the whole response.
+/// Return `Err(Cancelled)` when `ctx.should_stop()` said so.
+pub type JobFn =
+    Arc<dyn Fn(&JobInput, &JobContext<'_>) -> Result<Response, Cancelled> + Send + Sync + 'static>;
+
+/// What a job gets of its request: plain, owned data, moved (not copied)
+/// from the I/O core to the compute core, and the shape a worker process
+/// will receive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobInput {
+    /// As sent, e.g. "POST" (HEAD for a HEAD on a GET route).
+    pub method: String,
+    /// The request path (absolute-form targets reduced to it), not decoded.
+    pub path: String,
+    /// Path parameters, percent-decoded, in pattern order.
+    pub params: Vec<(String, String)>,
+    /// The raw query string (after `?`), "" if none.
+    pub query: String,
+    /// Every request header, names lower-cased, values as sent.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The request body, whole (at most the route's body limit).
+    pub body: Vec<u8>,
+    /// CPU number of the I/O core that read the request.
+    pub io_core: usize,
+}
+
+impl JobInput {
+    /// The first value of header `name` (give it in lower case).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The decoded path parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when some `Accept` header names application/json.
+    pub fn accepts_json(&self) -> bool {
+        const JSON: &[u8] = b"application/json";
+        self.headers.iter().any(|(n, v)| {
+            n == "accept" && v.windows(JSON.len()).any(|w| w.eq_ignore_ascii_case(JSON))
+        })
+    }
+}
 
 /// The message on the jobs mesh (I/O core -> compute core).
 pub struct Job {
@@ -52,7 +106,11 @@ pub struct Job {
     /// Results-mesh consumer index of the I/O core that waits.
     pub reply_to: usize,
     pub cancel: CancelToken,
-    pub work: JobFn,
+    /// The route's index in its router (`Router::routes`).
+    pub route: usize,
+    /// The route's job.
+    pub run: JobFn,
+    pub input: JobInput,
 }
 
 /// The message on the results mesh (compute core -> I/O core).

@@ -95,7 +95,7 @@ async fn drain_stream(
 ) {
     let stats = &core.stats.compute[core.index];
     while let Some(job) = stream.recv().await {
-        let outcome = run_job(&core, job.work, &job.cancel);
+        let outcome = run_job(&core, &job);
         // The core is free for the next job before the result travels back.
         stats.in_flight.fetch_sub(1, AcqRel);
         if let Some(outcome) = outcome {
@@ -123,11 +123,8 @@ async fn drain_stream(
 
 /// Runs one job; returns the outcome to send back, or `None` when the job was
 /// cancelled (its canceller answered and counted it).
-fn run_job(
-    core: &ComputeCore,
-    work: super::JobFn,
-    cancel: &super::CancelToken,
-) -> Option<JobOutcome> {
+fn run_job(core: &ComputeCore, job: &Job) -> Option<JobOutcome> {
+    let cancel = &job.cancel;
     let stats = &core.stats.compute[core.index];
     if !cancel.start() {
         return None;
@@ -139,7 +136,7 @@ fn run_job(
         cancel,
         shared_core: core.shared,
     };
-    let result = run_caught(|| work(&ctx));
+    let result = run_caught(|| (job.run)(&job.input, &ctx));
     stats.record_duration(started.elapsed().as_secs_f64());
     stats.running.store(false, Relaxed);
     match result {

@@ -20,10 +20,12 @@ use glommio::net::TcpStream;
 
 use super::io_core::IoCore;
 use super::timeouts::{Expired, Watch};
-use crate::http::{Next, RequestHead, RequestReader, Response, Version};
+use crate::http::{BodyKind, Next, RequestHead, RequestReader, Response, Version, MAX_BODY_BYTES};
 use crate::jobs::worker::run_caught;
-use crate::jobs::{outcome_response, CancelToken, JobContext, JobFn, JobOutcome, JobState};
-use crate::router::{Action, Request, Resolved};
+use crate::jobs::{
+    outcome_response, CancelToken, JobContext, JobFn, JobInput, JobOutcome, JobState,
+};
+use crate::router::{job_input, Request, Resolved, Work};
 
 /// Encoded answers are written out once they pass this size, even mid-batch.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -58,6 +60,27 @@ enum Closed {
     Io(std::io::Error),
 }
 
+/// A request whose head has been routed while its body is read.
+struct Current {
+    head: RequestHead,
+    plan: Plan,
+}
+
+/// What a routed head will get once its body is here.
+enum Plan {
+    /// The route at `index` serves it.
+    Route {
+        index: usize,
+        params: Vec<(String, String)>,
+    },
+    /// This answer, decided when the head arrived (404, 405, a check's 400,
+    /// a 503); `route` is for metrics.
+    Answer {
+        route: Option<usize>,
+        response: Response,
+    },
+}
+
 /// What processing the buffered bytes led to.
 enum Step {
     /// Everything complete was handled; read more.
@@ -84,6 +107,7 @@ pub async fn serve(core: Rc<IoCore>, stream: TcpStream) {
         core,
         stream,
         reader: RequestReader::new(),
+        current: None,
         out: Vec::with_capacity(1024),
         answered: 0,
         opened: Instant::now(),
@@ -100,8 +124,10 @@ struct Connection {
     stream: TcpStream,
     /// This connection's read deadline and shutdown wake-up.
     watch: Watch,
-    /// The inbound byte path: read buffer, request framing, body skipping.
+    /// The inbound byte path: read buffer, request framing, bodies.
     reader: RequestReader,
+    /// The request whose body is being read, routed already.
+    current: Option<Current>,
     /// Encoded answers not yet written.
     out: Vec<u8>,
     answered: u64,
@@ -169,16 +195,26 @@ impl Connection {
                     log::debug!("bad request: {err}");
                     return self.reject(err.status(), err.reason());
                 }
-                Next::Request(head) => match self.answer(head).await {
-                    Step::NeedMore => {}
-                    other => return other,
-                },
+                Next::Head(head) => {
+                    if let Err(step) = self.route_head(head) {
+                        return step;
+                    }
+                }
+                Next::Body(body) => {
+                    let Some(current) = self.current.take() else {
+                        continue;
+                    };
+                    match self.answer(current, body).await {
+                        Step::NeedMore => {}
+                        other => return other,
+                    }
+                }
             }
         }
     }
 
     /// Encodes the automatic answer to a request that cannot be read (see
-    /// [`ParseError::status`]); the connection then closes.
+    /// [`crate::http::ParseError::status`]); the connection then closes.
     fn reject(&mut self, status: u16, reason: &str) -> Step {
         let response = Response::text(status, reason);
         self.core
@@ -188,26 +224,97 @@ impl Connection {
         Step::Close(Closed::Answered)
     }
 
-    /// Routes one request and encodes its answer.
-    async fn answer(&mut self, head: RequestHead) -> Step {
+    /// Routes a head as soon as it arrives, before its body: a job route's
+    /// check and admission (503) are decided here. A final answer known now
+    /// for a request with a body is sent at once and the connection closed,
+    /// so a refused upload never crosses the network (with `Expect:
+    /// 100-continue` it replaces the `100`); otherwise the body is read under
+    /// the route's limit (413 past it) and the request served once it is whole.
+    fn route_head(&mut self, head: RequestHead) -> Result<(), Step> {
         let core = self.core.clone();
-        // HEAD is GET without the body (RFC 9110 section 9.3.2).
-        let head_only = head.method == "HEAD";
-        let (route, response) = match core.router.resolve(&head) {
-            Resolved::Answer(route, response) => (route, response),
-            Resolved::Handler(index, handler) => {
+        let (plan, limit, collect) = match core.router.resolve(&head) {
+            Resolved::Answer(route, response) => {
+                (Plan::Answer { route, response }, MAX_BODY_BYTES, false)
+            }
+            Resolved::Route {
+                index,
+                route,
+                params,
+            } => {
                 let request = Request {
                     head: &head,
+                    params: &params,
+                    body: &[],
                     io_core: core.cpu,
                     stats: &core.stats,
                 };
-                let response = match handler(&request) {
-                    Action::Respond(response) => response,
-                    Action::Inline(job) => self.run_inline(job),
-                    Action::Offload(job) => match self.offload(job).await {
-                        Some(response) => response,
-                        None => return Step::Gone(Closed::ClientGone),
-                    },
+                let refused = match (&route.handler.check, &route.handler.work) {
+                    (Some(check), Work::Offload(_) | Work::Inline(_)) => check(&request).err(),
+                    _ => None,
+                };
+                let refused = refused.or_else(|| match route.handler.work {
+                    Work::Offload(_) if !core.dispatcher.has_room() => {
+                        Some(core.dispatcher.refuse())
+                    }
+                    _ => None,
+                });
+                match refused {
+                    Some(response) => (
+                        Plan::Answer {
+                            route: Some(index),
+                            response,
+                        },
+                        route.handler.max_body,
+                        false,
+                    ),
+                    None => (Plan::Route { index, params }, route.handler.max_body, true),
+                }
+            }
+        };
+        if let (Plan::Answer { route, response }, false) = (&plan, head.body == BodyKind::Empty) {
+            core.stats
+                .count_request(core.index, *route, response.status);
+            response.encode_into(&mut self.out, head.version, false, head.method == "HEAD");
+            self.answered += 1;
+            return Err(Step::Close(Closed::Answered));
+        }
+        if let Err(err) = self.reader.begin_body(limit, collect) {
+            log::debug!("bad request: {err}");
+            return Err(self.reject(err.status(), err.reason()));
+        }
+        self.current = Some(Current { head, plan });
+        Ok(())
+    }
+
+    /// Serves one request whose body has arrived, and encodes its answer.
+    async fn answer(&mut self, current: Current, body: Vec<u8>) -> Step {
+        let core = self.core.clone();
+        let Current { head, plan } = current;
+        // HEAD is GET without the body (RFC 9110 section 9.3.2).
+        let head_only = head.method == "HEAD";
+        let (route, response) = match plan {
+            Plan::Answer { route, response } => (route, response),
+            Plan::Route { index, params } => {
+                let route = &core.router.routes()[index];
+                let response = match &route.handler.work {
+                    Work::Fast(handler) => handler(&Request {
+                        head: &head,
+                        params: &params,
+                        body: &body,
+                        io_core: core.cpu,
+                        stats: &core.stats,
+                    }),
+                    Work::Inline(job) => {
+                        let input = job_input(&head, params, body, core.cpu);
+                        self.run_inline(job, &input)
+                    }
+                    Work::Offload(job) => {
+                        let input = job_input(&head, params, body, core.cpu);
+                        match self.offload(index, job.clone(), input).await {
+                            Some(response) => response,
+                            None => return Step::Gone(Closed::ClientGone),
+                        }
+                    }
                 };
                 (Some(index), response)
             }
@@ -228,14 +335,14 @@ impl Connection {
     }
 
     /// Runs a job on this I/O core, blocking it (the `/slow` baseline).
-    fn run_inline(&self, job: JobFn) -> Response {
+    fn run_inline(&self, job: &JobFn, input: &JobInput) -> Response {
         let cancel = CancelToken::new();
         let ctx = JobContext {
             compute_core: self.core.cpu,
             cancel: &cancel,
             shared_core: false,
         };
-        match run_caught(|| job(&ctx)) {
+        match run_caught(|| job(input, &ctx)) {
             Ok(Ok(response)) => response,
             Ok(Err(_)) => Response::text(500, "inline job stopped without being cancelled"),
             Err(msg) => outcome_response(JobOutcome::Panicked(msg)),
@@ -244,13 +351,13 @@ impl Connection {
 
     /// Sends a job to a compute core and waits for its outcome, the job
     /// timeout, or the client hanging up (`None`: the job is cancelled).
-    async fn offload(&mut self, job: JobFn) -> Option<Response> {
+    async fn offload(&mut self, route: usize, job: JobFn, input: JobInput) -> Option<Response> {
         // Answers already encoded should not wait behind the job.
         if self.flush().await.is_err() {
             return None;
         }
         let core = self.core.clone();
-        let Some((id, cancel)) = core.dispatcher.dispatch(job) else {
+        let Some((id, cancel)) = core.dispatcher.dispatch(route, job, input) else {
             log::warn!(
                 "I/O core {}: job rejected, every compute queue is full (503)",
                 core.cpu
