@@ -36,7 +36,8 @@
 //! - `client`: `heavylift load` and `heavylift bench` (`heavylift::client`,
 //!   hdrhistogram; implies `cli`, whose flags it takes);
 //! - `seed`: the seed's routes (`heavylift::routes`) and its bignum job
-//!   (`jobs::heavy`, dashu).
+//!   (`jobs::heavy`, dashu);
+//! - `gzip`: the gzip job's core (`jobs::gzip`, flate2).
 //!
 //! A service that depends on heavylift with `default-features = false`
 //! builds none of them.

@@ -9,6 +9,8 @@
 
 pub mod cancel;
 pub(crate) mod dispatch;
+#[cfg(feature = "gzip")]
+pub mod gzip;
 #[cfg(feature = "seed")]
 pub mod heavy;
 pub(crate) mod pending;
