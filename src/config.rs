@@ -8,8 +8,11 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+#[cfg(feature = "cli")]
 use crate::cli::ServeArgs;
-use crate::cores::{ComputePriority, CoreLayout, CpuList};
+#[cfg(feature = "cli")]
+use crate::cores::CpuList;
+use crate::cores::{ComputePriority, CoreLayout};
 use crate::error::{Error, Result};
 
 /// Largest `--queue-depth`; bounds the memory of the job channels.
@@ -60,6 +63,7 @@ impl ServeConfig {
     }
 }
 
+#[cfg(feature = "cli")]
 impl TryFrom<&ServeArgs> for ServeConfig {
     type Error = Error;
 
@@ -112,6 +116,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
 }
 
 /// Parses `IP:PORT` (or `host:port`, resolved once) into one socket address.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub fn resolve_listen(text: &str) -> Result<SocketAddr> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
@@ -126,6 +131,7 @@ pub fn resolve_listen(text: &str) -> Result<SocketAddr> {
 }
 
 /// Parses a positive number of seconds, fractions allowed (`0.5`, `30`).
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub fn parse_seconds(flag: &str, text: &str) -> Result<Duration> {
     let secs: f64 = text
         .trim()

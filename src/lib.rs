@@ -30,20 +30,38 @@
 //! - Start-up: `cli` (raw flags) -> `config` (validated, `cores` layout) ->
 //!   `server::Server::start`. The client side (`load`, `bench`) is `client`.
 
+//!
+//! # Features
+//! The library alone is the server engine. What only the `heavylift` binary
+//! needs sits behind cargo features, all on by default:
+//! - `cli`: the binary's raw command-line flags (`heavylift::cli`, clap) and what its
+//!   `main` uses (env_logger, signal-hook, anyhow);
+//! - `client`: `heavylift load` and `heavylift bench` (`heavylift::client`,
+//!   hdrhistogram; implies `cli`, whose flags it takes);
+//! - `seed`: the seed's routes (`heavylift::routes`) and its bignum job
+//!   (`jobs::heavy`, dashu);
+//! - `gzip`: the gzip job's core (`jobs::gzip`, flate2).
+//!
+//! A service that depends on heavylift with `default-features = false`
+//! builds none of them.
+
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "client")]
 pub mod client;
-pub mod config;
-pub mod cores;
-pub mod error;
+mod config;
+mod cores;
+mod error;
 pub mod http;
 pub mod jobs;
 pub mod router;
+#[cfg(feature = "seed")]
 pub mod routes;
-pub mod server;
+mod server;
 pub mod stats;
 
-pub use config::ServeConfig;
-pub use cores::{ComputePriority, CoreLayout, CpuList};
+pub use config::{ServeConfig, MAX_QUEUE_DEPTH};
+pub use cores::{ComputePriority, CoreLayout, CpuList, MAX_CPU};
 pub use error::{Error, Result};
 pub use http::{RequestHead, Response};
 pub use jobs::{Cancelled, JobContext, JobFn, JobInput};

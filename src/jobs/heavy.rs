@@ -20,12 +20,13 @@
 //! n = 3500 about 6x faster than CPython's `math.factorial` loop, and n = 20000 in well
 //! under 10 s; benches/heavy.rs and scripts/python_baseline.py measure both.
 
-use std::fmt;
 use std::hint::black_box;
 use std::time::Instant;
 
 use dashu_int::ops::BitTest;
 use dashu_int::UBig;
+
+pub use super::Cancelled;
 
 /// The job size when a request names none. Default is 2000.
 pub const DEFAULT_N: u32 = 2000;
@@ -50,18 +51,6 @@ pub struct HeavyReport {
     /// what the seed prints, not the time spent queued.
     pub seconds: f64,
 }
-
-/// The job stopped because `should_stop` said so, before the step it was asked about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cancelled;
-
-impl fmt::Display for Cancelled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("heavy job cancelled between steps")
-    }
-}
-
-impl std::error::Error for Cancelled {}
 
 /// Runs k! for k in 0..n, each from scratch.
 ///

@@ -12,18 +12,34 @@
 //! becomes a status code (200/500/503/504).
 
 pub mod cancel;
-pub mod dispatch;
+pub(crate) mod dispatch;
+#[cfg(feature = "gzip")]
+pub mod gzip;
+#[cfg(feature = "seed")]
 pub mod heavy;
-pub mod pending;
-pub mod worker;
+pub(crate) mod pending;
+pub(crate) mod worker;
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use cancel::{CancelToken, JobState};
-pub use heavy::Cancelled;
 
 use crate::http::Response;
+
+/// A job stopped because its `should_stop` check said so, before the step it
+/// was asked about. Every job's pure core returns it the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("job cancelled between steps")
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 /// What a job can see while it runs.
 pub struct JobContext<'a> {

@@ -45,10 +45,12 @@ impl Pending {
         self.slots.borrow_mut().remove(&id).is_some()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.slots.borrow().len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
