@@ -126,7 +126,7 @@ cmd cargo bench --bench heavy --no-run --quiet 2>/dev/null
   echo "commit:       $(git rev-parse HEAD)$(git diff --quiet HEAD -- src benches scripts Cargo.toml Cargo.lock || echo ' + uncommitted changes')"
   echo "branch:       $(git rev-parse --abbrev-ref HEAD)"
   echo "rustc:        $(rustc -V)"
-  echo "glommio:      $(awk '/name = "glommio"/{getline; print $3}' Cargo.lock | tr -d '"')$([ -f vendor/glommio/HEAVYLIFT.md ] && echo ' (vendored with ring-flag patch: vendor/glommio/HEAVYLIFT.md)')"
+  echo "glommio:      $(awk '/name = "(heavylift-)?glommio"/{getline; print $3}' Cargo.lock | tr -d '"')$([ -f vendor/glommio/HEAVYLIFT.md ] && echo ' (vendored with ring-flag patch: vendor/glommio/HEAVYLIFT.md)')"
   echo "wrk:          $(wrk -v 2>&1 | head -1)"
   echo "nginx:        $(nginx -v 2>&1)"
   echo "python3:      $(python3 -V 2>&1)"

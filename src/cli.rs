@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// start, extended by one second for every this many bytes received (Apache mod_reqtimeout).
     #[arg(long, value_name = "BYTES", default_value_t = 1024)]
     pub body_min_rate: u64,
+    /// Largest body POST /gzip takes (K, M or G suffix); other routes take 1 MiB.
+    #[arg(long, value_name = "BYTES", default_value = "16M")]
+    pub max_job_body: String,
 }
 
 #[derive(Debug, Clone, Args)]

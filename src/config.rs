@@ -35,6 +35,10 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     /// Time an idle keep-alive connection stays open. Default is 60 s.
     pub idle_timeout: Duration,
+    /// Largest request body `POST /gzip` takes, framing included (413 past
+    /// it); other routes keep their own limit (1 MiB unless they set one).
+    /// Default is 16 MiB.
+    pub max_job_body: u64,
     /// Bytes per second a request body must keep up: its deadline is
     /// `header_timeout` from its start plus one second per this many bytes
     /// received, else 408 and close (Apache mod_reqtimeout's `minrate`).
@@ -57,6 +61,7 @@ impl ServeConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_min_rate: 1024,
+            max_job_body: DEFAULT_MAX_JOB_BODY,
             max_connections: 10_000,
             compute_priority: ComputePriority::Normal,
         }
@@ -109,6 +114,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             header_timeout: parse_seconds("--header-timeout", &args.header_timeout)?,
             idle_timeout: parse_seconds("--idle-timeout", &args.idle_timeout)?,
             body_min_rate: args.body_min_rate,
+            max_job_body: parse_bytes("--max-job-body", &args.max_job_body)?,
             max_connections: args.max_connections,
             compute_priority: ComputePriority::parse(&args.compute_priority)?,
         })
@@ -132,6 +138,35 @@ pub fn resolve_listen(text: &str) -> Result<SocketAddr> {
 
 /// Parses a positive number of seconds, fractions allowed (`0.5`, `30`).
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+/// `--max-job-body` when none is given: 16 MiB.
+pub const DEFAULT_MAX_JOB_BODY: u64 = 16 << 20;
+/// The largest byte count a flag takes: bodies are held in memory whole.
+pub const MAX_BYTES: u64 = 1 << 30;
+
+/// Parses a byte count: decimal digits with an optional K, M or G suffix
+/// (binary multiples, any case), from 1 to [`MAX_BYTES`].
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+pub fn parse_bytes(flag: &str, text: &str) -> Result<u64> {
+    let text = text.trim();
+    let (digits, shift) = match text.as_bytes().last().map(u8::to_ascii_uppercase) {
+        Some(b'K') => (&text[..text.len() - 1], 10),
+        Some(b'M') => (&text[..text.len() - 1], 20),
+        Some(b'G') => (&text[..text.len() - 1], 30),
+        _ => (text, 0),
+    };
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| (1..=MAX_BYTES).contains(n));
+    bytes.ok_or_else(|| {
+        Error::Config(format!(
+            "{flag} {text:?}: expected a byte count like 16M (K, M or G suffix), from 1 to 1G"
+        ))
+    })
+}
+
 pub fn parse_seconds(flag: &str, text: &str) -> Result<Duration> {
     let secs: f64 = text
         .trim()
@@ -148,6 +183,32 @@ pub fn parse_seconds(flag: &str, text: &str) -> Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_take_suffixes() {
+        for (text, want) in [
+            ("1", 1),
+            ("16M", 16 << 20),
+            ("512k", 512 << 10),
+            ("1G", 1 << 30),
+        ] {
+            assert_eq!(parse_bytes("--x", text).ok(), Some(want), "{text}");
+        }
+        for bad in [
+            "",
+            "0",
+            "M",
+            "-1",
+            "1.5M",
+            "2G",
+            "1T",
+            "+5",
+            "1 M",
+            "99999999999999999999",
+        ] {
+            assert!(parse_bytes("--x", bad).is_err(), "{bad:?} should fail");
+        }
+    }
 
     #[test]
     fn seconds_accept_fractions_and_reject_nonsense() {

@@ -1,15 +1,18 @@
-//! The seed's routes, registered through the public [`Router`] API:
-//! `/fast`, `/slow` (inline, the blocking baseline), `/slow_threaded`
-//! (offloaded) and `/fail` (a job that panics on purpose).
+//! The binary's routes, registered through the public [`Router`] API: the
+//! seed's `/fast`, `/slow` (inline, the blocking baseline), `/slow_threaded`
+//! (offloaded) and `/fail` (a job that panics on purpose), and `POST /gzip`
+//! (an upload in, binary bytes out).
 
 use crate::http::query::{parse_id, parse_n};
 use crate::http::Response;
+use crate::jobs::gzip::{gzip, parse_level};
 use crate::jobs::heavy::{heavy_lifting, HeavyReport};
 use crate::jobs::{Cancelled, JobContext, JobInput};
 use crate::router::{fast, inline, offload, Request, Router};
 
-/// The router the `heavylift` binary serves.
-pub fn seed_router() -> Router {
+/// The router the `heavylift` binary serves; `max_job_body` is the body
+/// limit of `POST /gzip` (`--max-job-body`).
+pub fn seed_router(max_job_body: u64) -> Router {
     Router::new()
         .get(
             "/fast",
@@ -21,6 +24,23 @@ pub fn seed_router() -> Router {
         .get("/slow", inline(heavy_job).check(check_heavy))
         .get("/slow_threaded", offload(heavy_job).check(check_heavy))
         .get("/fail", offload(failing_job).check(check_id))
+        .post(
+            "/gzip",
+            offload(gzip_job)
+                .check(|req| match parse_level(req.query()) {
+                    Ok(_) => Ok(()),
+                    Err(why) => Err(Response::text(400, why)),
+                })
+                .max_body(max_job_body),
+        )
+}
+
+/// `POST /gzip[?level=L]`: the body, gzip-compressed (RFC 1952), checking
+/// the cancel flag every 64 KiB of input.
+fn gzip_job(input: &JobInput, ctx: &JobContext<'_>) -> Result<Response, Cancelled> {
+    let level = parse_level(&input.query).unwrap_or(crate::jobs::gzip::DEFAULT_LEVEL);
+    let compressed = gzip(&input.body, level, || ctx.should_stop())?;
+    Ok(Response::bytes(200, "application/gzip", compressed))
 }
 
 /// `id` and `n` as the seed's routes take them, checked when the head arrives.

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod bodies;
 mod cli;
 mod client;
 mod hostile_bytes;

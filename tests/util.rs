@@ -29,7 +29,13 @@ impl TestServer {
     pub fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), one_io_one_compute());
         tweak(&mut config);
-        let handle = Server::start(config, routes::seed_router()).expect("server starts");
+        let router = routes::seed_router(config.max_job_body);
+        TestServer::start_router(config, router)
+    }
+
+    /// A server with a router of the test's own.
+    pub fn start_router(config: ServeConfig, router: heavylift::Router) -> TestServer {
+        let handle = Server::start(config, router).expect("server starts");
         TestServer {
             addr: handle.local_addr(),
             handle: Some(handle),

@@ -83,7 +83,8 @@ struct Model {
 
 impl Model {
     fn new() -> Model {
-        let router = seed_router();
+        // `--max-job-body`'s default, 16 MiB.
+        let router = seed_router(16 << 20);
         let stats = Stats::new(&[0], &[1], router.labels());
         Model { router, stats }
     }

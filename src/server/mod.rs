@@ -85,6 +85,9 @@ impl Server {
     /// once all of them are ready. Errors (address in use, bad CPU, memlock)
     /// are reported here.
     pub fn start(config: ServeConfig, router: Router) -> Result<ServerHandle> {
+        if let Some(conflict) = router.error() {
+            return Err(Error::Config(format!("bad router: {conflict}")));
+        }
         install_panic_hook();
         let layout = config.layout.clone();
         if layout.shared {
