@@ -68,6 +68,19 @@ pub struct ServeArgs {
     /// Largest body POST /gzip takes (K, M or G suffix); other routes take 1 MiB.
     #[arg(long, value_name = "BYTES", default_value = "16M")]
     pub max_job_body: String,
+    /// Where jobs run: thread (the compute executors' threads) or process (one supervised
+    /// worker process per compute core, killed and replaced when a job hangs or crashes).
+    /// Default is thread.
+    #[arg(long, value_name = "MODE", default_value = "thread")]
+    pub isolation: String,
+    /// Seconds from a job's timeout or hang-up to the SIGKILL of its worker if the job is
+    /// still running (process isolation). Default is 0.5.
+    #[arg(long, value_name = "SECS", default_value = "0.5")]
+    pub kill_grace: String,
+    /// Address-space cap of each worker process (K, M or G suffix; process isolation only).
+    /// Default is unlimited.
+    #[arg(long, value_name = "BYTES")]
+    pub job_memory: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -48,7 +48,44 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Scheduling class of the compute threads. Default is `Normal`.
     pub compute_priority: ComputePriority,
+    /// Where jobs run: on the compute executors' threads, or in one
+    /// supervised worker process per compute core. Default is `Thread`.
+    pub isolation: Isolation,
+    /// Process isolation: time from a job's cancel (timeout or hang-up) to
+    /// the SIGKILL of a worker whose job is still running. Default is 0.5 s.
+    pub kill_grace: Duration,
+    /// Process isolation: address-space cap (RLIMIT_AS) of each worker, in
+    /// bytes. Default is `None` (unlimited).
+    pub job_memory: Option<u64>,
 }
+
+/// Where offloaded jobs run (`--isolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// On the compute executors' own threads: fastest, but a job that
+    /// ignores its cancel flag keeps its core, and a crash takes the server.
+    #[default]
+    Thread,
+    /// In one worker process per compute core, pinned to it: a runaway job is
+    /// killed after the grace, a crashing one costs only its worker.
+    Process,
+}
+
+impl Isolation {
+    /// `thread` or `process`.
+    pub fn parse(text: &str) -> Result<Isolation> {
+        match text {
+            "thread" => Ok(Isolation::Thread),
+            "process" => Ok(Isolation::Process),
+            other => Err(Error::Config(format!(
+                "--isolation {other:?}: use thread or process"
+            ))),
+        }
+    }
+}
+
+/// `--kill-grace` when none is given.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(500);
 
 impl ServeConfig {
     /// A config with the contract's defaults for every limit.
@@ -64,6 +101,9 @@ impl ServeConfig {
             max_job_body: DEFAULT_MAX_JOB_BODY,
             max_connections: 10_000,
             compute_priority: ComputePriority::Normal,
+            isolation: Isolation::Thread,
+            kill_grace: DEFAULT_KILL_GRACE,
+            job_memory: None,
         }
     }
 }
@@ -106,6 +146,17 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 "--max-connections 0: must be at least 1".into(),
             ));
         }
+        let isolation = Isolation::parse(&args.isolation)?;
+        let job_memory = args
+            .job_memory
+            .as_deref()
+            .map(|t| parse_bytes("--job-memory", t))
+            .transpose()?;
+        if job_memory.is_some() && isolation != Isolation::Process {
+            return Err(Error::Config(
+                "--job-memory needs --isolation process (a thread cannot be capped alone)".into(),
+            ));
+        }
         Ok(ServeConfig {
             listen,
             layout,
@@ -117,6 +168,9 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             max_job_body: parse_bytes("--max-job-body", &args.max_job_body)?,
             max_connections: args.max_connections,
             compute_priority: ComputePriority::parse(&args.compute_priority)?,
+            isolation,
+            kill_grace: parse_seconds("--kill-grace", &args.kill_grace)?,
+            job_memory,
         })
     }
 }

@@ -60,7 +60,7 @@ pub mod routes;
 mod server;
 pub mod stats;
 
-pub use config::{ServeConfig, MAX_QUEUE_DEPTH};
+pub use config::{Isolation, ServeConfig, MAX_QUEUE_DEPTH};
 pub use cores::{ComputePriority, CoreLayout, CpuList, MAX_CPU};
 pub use error::{Error, Result};
 pub use http::{RequestHead, Response};

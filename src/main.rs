@@ -48,7 +48,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
         .context("cannot install signal handlers")?;
-    let router = routes::seed_router(config.max_job_body);
+    let router = routes::seed_router_for(config.max_job_body, config.isolation);
     let server = Server::start(config, router)?;
     if let Some(signal) = signals.forever().next() {
         log::info!("signal {signal} received: closing listeners, finishing in-flight requests");

@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod hostile_bytes;
 mod http_conformance;
+mod isolation;
 mod limits;
 mod overload;
 mod routes;

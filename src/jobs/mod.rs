@@ -165,6 +165,43 @@ pub fn outcome_response(outcome: JobOutcome) -> Response {
     }
 }
 
+static IN_WORKER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True in a worker process (process isolation), where a job may end its
+/// own process without taking the server with it.
+pub fn in_worker() -> bool {
+    IN_WORKER.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Caps this process's address space (RLIMIT_AS) at its current size plus
+/// `extra` bytes, unless a cap is already set (`--job-memory`): so a job
+/// that allocates without bound fails its allocation instead of waking the
+/// kernel's OOM killer. Only for worker processes.
+pub fn cap_memory_if_unlimited(extra: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_AS, &mut lim) != 0 || lim.rlim_cur != libc::RLIM_INFINITY {
+            return;
+        }
+    }
+    let size = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        // SAFETY: sysconf has no preconditions.
+        * u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let cap = libc::rlimit {
+        rlim_cur: size + extra,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: as above.
+    unsafe { libc::setrlimit(libc::RLIMIT_AS, &cap) };
+}
+
 /// Text of a panic payload (`&str` or `String`; anything else is named as such).
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
