@@ -59,6 +59,10 @@ pub mod router;
 pub mod routes;
 mod server;
 pub mod stats;
+/// The worker-process hook of process isolation (`jobs::process`).
+pub mod worker {
+    pub use crate::jobs::process::child::{serve_if_worker, MEMORY_ENV, WORKER_ENV};
+}
 
 pub use config::{Isolation, ServeConfig, MAX_QUEUE_DEPTH};
 pub use cores::{ComputePriority, CoreLayout, CpuList, MAX_CPU};

@@ -10,6 +10,13 @@ use heavylift::cli::{Cli, Command, ServeArgs};
 use heavylift::{routes, ServeConfig, Server};
 
 fn main() -> ExitCode {
+    // Under `--isolation process` this binary is also the worker: the hook
+    // runs jobs from the same routes (limits and checks live on the server).
+    if let Some(code) = heavylift::worker::serve_if_worker(|| {
+        routes::seed_router_for(u64::MAX, heavylift::Isolation::Process)
+    }) {
+        return code;
+    }
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,

@@ -7,7 +7,7 @@
 //! of per-core slots: I/O cores count what they decide (accepted, rejected,
 //! timed out, cancelled), compute cores what they run (completed, failed).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Status codes with their own request counter; anything else counts as "other".
 pub const STATUSES: [u16; 14] = [
@@ -17,6 +17,22 @@ pub const STATUSES: [u16; 14] = [
 pub const DURATION_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// `cause` labels of `heavylift_worker_deaths_total` (process isolation).
+pub const DEATH_CAUSES: [&str; 9] = [
+    "out_of_memory",
+    "stack_overflow",
+    "SIGABRT",
+    "SIGSEGV",
+    "SIGBUS",
+    "SIGKILL",
+    "other_signal",
+    "exit",
+    "protocol",
+];
+/// `reason` labels of `heavylift_worker_kills_total`: why a worker whose job
+/// outlived its cancel by the kill grace was killed.
+pub const KILL_REASONS: [&str; 2] = ["timeout", "hangup"];
 
 /// Counters of one I/O core.
 #[repr(align(64))]
@@ -44,6 +60,17 @@ pub struct ComputeCoreStats {
     pub running: AtomicBool,
     pub completed: AtomicU64,
     pub failed: AtomicU64,
+    /// Pid of this core's worker process (from its start); 0 (`null` in
+    /// `/stats`) in thread isolation and while a worker starts.
+    pub worker_pid: AtomicU32,
+    /// Workers replaced after a death, a kill or a protocol error.
+    pub worker_restarts: AtomicU64,
+    /// Workers that failed to start (each one waits out a back-off).
+    pub worker_start_failures: AtomicU64,
+    /// Worker deaths by [`DEATH_CAUSES`].
+    worker_deaths: [AtomicU64; DEATH_CAUSES.len()],
+    /// Worker kills by [`KILL_REASONS`].
+    worker_kills: [AtomicU64; KILL_REASONS.len()],
     duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
     duration_count: AtomicU64,
     duration_micros: AtomicU64,
@@ -54,6 +81,27 @@ impl ComputeCoreStats {
     pub fn queued(&self) -> usize {
         let running = usize::from(self.running.load(Relaxed));
         self.in_flight.load(Relaxed).saturating_sub(running)
+    }
+
+    /// Counts a worker death under `cause` (one of [`DEATH_CAUSES`]; anything
+    /// else counts as `other_signal`).
+    pub fn record_worker_death(&self, cause: &str) {
+        let i = DEATH_CAUSES.iter().position(|c| *c == cause).unwrap_or(6);
+        self.worker_deaths[i].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a worker killed for `reason` (one of [`KILL_REASONS`]).
+    pub fn record_worker_kill(&self, reason: &str) {
+        let i = KILL_REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+        self.worker_kills[i].fetch_add(1, Relaxed);
+    }
+
+    /// Worker deaths with cause `cause`.
+    pub fn worker_deaths(&self, cause: &str) -> u64 {
+        DEATH_CAUSES
+            .iter()
+            .position(|c| *c == cause)
+            .map_or(0, |i| self.worker_deaths[i].load(Relaxed))
     }
 
     pub fn record_duration(&self, secs: f64) {
@@ -166,6 +214,12 @@ impl Stats {
                     "running": s.running.load(Relaxed),
                     "completed": s.completed.load(Relaxed),
                     "failed": s.failed.load(Relaxed),
+                    "worker_pid": match s.worker_pid.load(Relaxed) {
+                        0 => serde_json::Value::Null,
+                        pid => pid.into(),
+                    },
+                    "worker_restarts": s.worker_restarts.load(Relaxed),
+                    "worker_start_failures": s.worker_start_failures.load(Relaxed),
                 })
             })
             .collect();
@@ -282,6 +336,52 @@ impl Stats {
         }
         family(
             &mut out,
+            "heavylift_worker_restarts_total",
+            "counter",
+            "Worker processes replaced, by compute core (process isolation).",
+        );
+        for s in &self.compute {
+            let _ = writeln!(
+                out,
+                "heavylift_worker_restarts_total{{core=\"{}\"}} {}",
+                s.cpu.load(Relaxed),
+                s.worker_restarts.load(Relaxed)
+            );
+        }
+        family(
+            &mut out,
+            "heavylift_worker_deaths_total",
+            "counter",
+            "Worker processes that died, by compute core and cause.",
+        );
+        for s in &self.compute {
+            for (cause, n) in DEATH_CAUSES.iter().zip(&s.worker_deaths) {
+                let _ = writeln!(
+                    out,
+                    "heavylift_worker_deaths_total{{core=\"{}\",cause=\"{cause}\"}} {}",
+                    s.cpu.load(Relaxed),
+                    n.load(Relaxed)
+                );
+            }
+        }
+        family(
+            &mut out,
+            "heavylift_worker_kills_total",
+            "counter",
+            "Workers killed because their job outlived its cancel by the kill grace, by reason.",
+        );
+        for s in &self.compute {
+            for (reason, n) in KILL_REASONS.iter().zip(&s.worker_kills) {
+                let _ = writeln!(
+                    out,
+                    "heavylift_worker_kills_total{{core=\"{}\",reason=\"{reason}\"}} {}",
+                    s.cpu.load(Relaxed),
+                    n.load(Relaxed)
+                );
+            }
+        }
+        family(
+            &mut out,
             "heavylift_job_duration_seconds",
             "histogram",
             "Time compute cores spent running jobs.",
@@ -341,6 +441,27 @@ mod tests {
         assert_eq!(v["jobs"]["accepted"], 2);
         assert_eq!(v["jobs"]["completed"], 1);
         assert_eq!(v["jobs"]["timed_out"], 1);
+        assert_eq!(v["compute_cores"][0]["worker_pid"], serde_json::Value::Null);
+        assert_eq!(v["compute_cores"][0]["worker_restarts"], 0);
+        s.compute[0].worker_pid.store(4242, Relaxed);
+        let v: serde_json::Value = serde_json::from_str(&s.render_json()).unwrap();
+        assert_eq!(v["compute_cores"][0]["worker_pid"], 4242);
+    }
+
+    #[test]
+    fn metrics_count_worker_deaths_and_kills() {
+        let s = stats();
+        s.compute[0].record_worker_death("SIGSEGV");
+        s.compute[0].record_worker_death("out_of_memory");
+        s.compute[0].record_worker_kill("hangup");
+        s.compute[0].worker_restarts.fetch_add(3, Relaxed);
+        let m = s.render_metrics();
+        assert!(m.contains("heavylift_worker_deaths_total{core=\"1\",cause=\"SIGSEGV\"} 1"));
+        assert!(m.contains("heavylift_worker_deaths_total{core=\"1\",cause=\"out_of_memory\"} 1"));
+        assert!(m.contains("heavylift_worker_kills_total{core=\"1\",reason=\"hangup\"} 1"));
+        assert!(m.contains("heavylift_worker_kills_total{core=\"1\",reason=\"timeout\"} 0"));
+        assert!(m.contains("heavylift_worker_restarts_total{core=\"1\"} 3"));
+        assert_eq!(s.compute[0].worker_deaths("SIGSEGV"), 1);
     }
 
     #[test]

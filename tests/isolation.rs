@@ -1,5 +1,7 @@
 //! Isolation (v2): the untrusted-job routes `/spin` and `/crash` in thread
-//! mode (in-process servers).
+//! mode (in-process servers), and process isolation through the real binary
+//! (its `main` calls the worker hook): hard stop after the kill grace, crash
+//! and memory containment, supervised restart, no orphan workers.
 
 use std::time::{Duration, Instant};
 
@@ -66,4 +68,332 @@ fn spin_past_the_timeout_gets_504_on_time_and_keeps_the_core_in_thread_mode() {
     assert!(started.elapsed() >= Duration::from_millis(2500));
     assert!(identity_holds(&stats), "{stats}");
     assert_eq!(stats["jobs"]["timed_out"], 1, "{stats}");
+}
+
+// ---- process isolation: the real binary, whose main calls the worker hook ----
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// A `heavylift serve --isolation process` child on port 0; killed on Drop.
+struct ProcessServer {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ProcessServer {
+    fn start(extra: &[&str]) -> ProcessServer {
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--isolation", "process"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("run heavylift");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let addr = loop {
+            let line = lines.next().expect("serve logs its address").expect("line");
+            log.lock().unwrap().push(line.clone());
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        ProcessServer { child, addr, log }
+    }
+
+    fn get(&self, target: &str) -> Reply {
+        get(self.addr, target, &[])
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        let r = self.get("/stats");
+        assert_eq!(r.status, 200, "{r:?}");
+        serde_json::from_slice(&r.body).expect("/stats is JSON")
+    }
+
+    fn metrics(&self) -> String {
+        self.get("/metrics").text()
+    }
+
+    /// Polls /stats until `check` holds or `secs` pass.
+    fn wait_stats(
+        &self,
+        secs: u64,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.stats();
+            if check(&s) || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn worker_pid(&self) -> u32 {
+        let s = self.wait_stats(10, |s| s["compute_cores"][0]["worker_pid"].is_u64());
+        s["compute_cores"][0]["worker_pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no worker pid: {s}\n{}", self.log())) as u32
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ProcessServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True while `pid` is a live process (a zombie counts as gone).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+fn gone_within(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !alive(pid)
+}
+
+fn counter(metrics: &str, prefix: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{prefix} not in\n{metrics}"))
+}
+
+#[test]
+fn process_mode_contains_every_crash_and_replaces_the_worker() {
+    let server = ProcessServer::start(&[]);
+    let first = server.worker_pid();
+    assert_ne!(first, server.child.id());
+    // A panic is answered without a restart.
+    let r = server.get("/fail?id=p");
+    assert_eq!(r.status, 500, "{r:?}");
+    assert!(r.text().starts_with("Caught an exception: "), "{r:?}");
+    assert_eq!(server.stats()["compute_cores"][0]["worker_restarts"], 0);
+    assert_eq!(server.worker_pid(), first);
+    let mut pids = vec![first];
+    for (i, (how, cause)) in [
+        ("abort", "SIGABRT"),
+        ("segv", "SIGSEGV"),
+        ("stack", "stack overflow"),
+        ("oom", "out of memory"),
+        ("exit", "exit status 3"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = server.get(&format!("/crash?id=c&how={how}"));
+        assert_eq!(r.status, 500, "{how}: {r:?}\n{}", server.log());
+        let want = format!("Caught an exception: worker died: {cause}");
+        assert!(r.text().starts_with(&want), "{how}: {:?}", r.text());
+        // The same core takes the next job on a new worker.
+        let r = server.get("/slow_threaded?id=after&n=100");
+        assert_eq!(r.status, 200, "after {how}: {r:?}\n{}", server.log());
+        let stats = server.stats();
+        assert_eq!(
+            stats["compute_cores"][0]["worker_restarts"],
+            i as u64 + 1,
+            "{stats}"
+        );
+        let pid = server.worker_pid();
+        assert!(!pids.contains(&pid), "{how}: worker {pid} was not replaced");
+        assert!(!alive(pids[pids.len() - 1]), "the dead worker is reaped");
+        pids.push(pid);
+    }
+    let stats = server.stats();
+    assert!(identity_holds(&stats), "{stats}");
+    assert_eq!(stats["jobs"]["failed"], 6, "{stats}");
+    let m = server.metrics();
+    for cause in [
+        "SIGABRT",
+        "SIGSEGV",
+        "stack_overflow",
+        "out_of_memory",
+        "exit",
+    ] {
+        let line = format!(
+            "heavylift_worker_deaths_total{{core=\"{}\",cause=\"{cause}\"}}",
+            stats["compute_cores"][0]["core"]
+        );
+        assert_eq!(counter(&m, &line), 1, "{cause}");
+    }
+}
+
+#[test]
+fn process_mode_kills_a_spin_past_its_timeout_and_takes_the_next_job() {
+    let server = ProcessServer::start(&["--job-timeout", "0.5", "--kill-grace", "0.3"]);
+    let first = server.worker_pid();
+    let started = Instant::now();
+    let r = server.get("/spin?id=s&secs=30");
+    let answered = started.elapsed();
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(
+        answered < Duration::from_millis(2000),
+        "504 after {answered:?}"
+    );
+    // The next job runs on a new worker within kill-grace + 1 s of the
+    // timeout (wide margin for a loaded machine).
+    let r = server.get("/slow_threaded?id=next&n=10");
+    let next = started.elapsed();
+    assert_eq!(r.status, 200, "{r:?}\n{}", server.log());
+    assert!(
+        next < Duration::from_millis(500 + 300 + 1000 + 1500),
+        "next job after {next:?}"
+    );
+    assert!(
+        gone_within(first, Duration::from_secs(2)),
+        "spinning worker killed"
+    );
+    let stats = server.stats();
+    assert_eq!(stats["jobs"]["timed_out"], 1, "{stats}");
+    assert_eq!(stats["compute_cores"][0]["worker_restarts"], 1, "{stats}");
+    assert!(identity_holds(&stats), "{stats}");
+    let m = server.metrics();
+    assert!(m.contains("reason=\"timeout\"} 1"), "{m}");
+}
+
+#[test]
+fn process_mode_kills_a_spin_whose_client_hung_up() {
+    let server = ProcessServer::start(&["--kill-grace", "0.3"]);
+    let first = server.worker_pid();
+    let mut stream = connect(server.addr, QUICK);
+    stream
+        .write_all(b"GET /spin?id=h&secs=30 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    server.wait_stats(10, |s| s["compute_cores"][0]["running"] == true);
+    let hung_up = Instant::now();
+    drop(stream);
+    assert!(
+        gone_within(first, Duration::from_secs(5)),
+        "worker killed after the grace"
+    );
+    let killed = hung_up.elapsed();
+    assert!(
+        killed >= Duration::from_millis(250),
+        "killed after {killed:?}, before the grace"
+    );
+    let stats = server.wait_stats(10, |s| s["compute_cores"][0]["worker_pid"].is_u64());
+    assert_eq!(stats["jobs"]["cancelled"], 1, "{stats}");
+    assert!(identity_holds(&stats), "{stats}");
+    assert!(server.metrics().contains("reason=\"hangup\"} 1"));
+    assert_eq!(server.get("/slow_threaded?id=n&n=10").status, 200);
+}
+
+#[test]
+fn job_memory_caps_a_worker() {
+    let server = ProcessServer::start(&["--job-memory", "256M"]);
+    assert_eq!(server.get("/slow_threaded?id=m&n=200").status, 200);
+    let r = server.get("/crash?id=m&how=oom");
+    assert_eq!(r.status, 500, "{r:?}");
+    assert_eq!(r.text(), "Caught an exception: worker died: out of memory");
+    assert_eq!(server.get("/slow_threaded?id=m2&n=200").status, 200);
+    assert!(identity_holds(&server.stats()));
+}
+
+#[test]
+fn job_memory_needs_process_isolation() {
+    let out = Command::new(bin())
+        .args(["serve", "--job-memory", "1G"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(bin())
+        .args(["serve", "--isolation", "fork"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn no_worker_outlives_its_server() {
+    for sig in ["TERM", "KILL"] {
+        let mut server = ProcessServer::start(&[]);
+        assert_eq!(server.get("/slow_threaded?id=o&n=10").status, 200);
+        let pid = server.worker_pid();
+        assert!(alive(pid));
+        server.signal(sig);
+        let status = server
+            .wait_exit(Duration::from_secs(10))
+            .expect("server exits");
+        if sig == "TERM" {
+            assert_eq!(status.code(), Some(0));
+        }
+        assert!(
+            gone_within(pid, Duration::from_secs(5)),
+            "SIG{sig}: worker {pid} outlived the server"
+        );
+    }
+}
+
+#[test]
+fn a_worker_that_cannot_start_backs_off_and_the_server_stays_up() {
+    // One byte of address space: the worker dies before it says Ready.
+    let server = ProcessServer::start(&["--job-memory", "1", "--job-timeout", "2"]);
+    let started = Instant::now();
+    let r = server.get("/slow_threaded?id=b&n=10");
+    assert_eq!(r.status, 504, "{r:?}");
+    assert_eq!(server.get("/fast?id=1").text(), "fast result 1");
+    let stats = server.stats();
+    let failures = stats["compute_cores"][0]["worker_start_failures"]
+        .as_u64()
+        .unwrap();
+    // 100, 200, 400, 800 ms ... between tries: a handful in 2 s, not a spin.
+    assert!(
+        (1..=8).contains(&failures),
+        "{failures} failed starts in {:?}",
+        started.elapsed()
+    );
+    assert!(server.log().contains("failed to start"), "{}", server.log());
+    assert!(identity_holds(&stats), "{stats}");
 }

@@ -18,6 +18,7 @@ pub mod gzip;
 #[cfg(feature = "seed")]
 pub mod heavy;
 pub(crate) mod pending;
+pub mod process;
 pub(crate) mod worker;
 
 use std::fmt;
@@ -171,6 +172,11 @@ static IN_WORKER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// own process without taking the server with it.
 pub fn in_worker() -> bool {
     IN_WORKER.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Marks this process as a worker; see [`in_worker`].
+pub(crate) fn mark_worker() {
+    IN_WORKER.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Caps this process's address space (RLIMIT_AS) at its current size plus

@@ -4,7 +4,9 @@
 //! One task per producing I/O core drains that core's job channel: skip a job
 //! cancelled while it waited, run it under `catch_unwind`, send the outcome
 //! back through the results mesh, and yield so the other producers' tasks get
-//! their turn. A panicking job costs one 500, never the core.
+//! their turn. A panicking job costs one 500, never the core. Under process
+//! isolation the jobs go instead to the core's `process::supervisor`, which
+//! runs them in its worker process.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::shared_channel::ConnectedReceiver;
 
+use super::process::supervisor::Supervisor;
+use super::process::ProcessSettings;
 use super::{panic_message, Done, Job, JobContext, JobOutcome, JobState};
 use crate::stats::Stats;
 
@@ -67,8 +71,14 @@ pub struct ComputeCore {
 }
 
 /// The compute executor's main future: returns once every I/O core has closed
-/// its job channel (server shutdown).
-pub async fn run_compute_core(core: ComputeCore, mut jobs: Receivers<Job>, results: Senders<Done>) {
+/// its job channel (server shutdown). With `process` set, jobs run in this
+/// core's supervised worker process instead of on this thread.
+pub async fn run_compute_core(
+    core: ComputeCore,
+    mut jobs: Receivers<Job>,
+    results: Senders<Done>,
+    process: Option<ProcessSettings>,
+) {
     let results = Rc::new(results);
     glommio::spawn_local(async {
         loop {
@@ -76,6 +86,9 @@ pub async fn run_compute_core(core: ComputeCore, mut jobs: Receivers<Job>, resul
         }
     })
     .detach();
+    if let Some(settings) = process {
+        return run_supervised(core, jobs, results, settings).await;
+    }
     let tasks: Vec<_> = jobs
         .streams()
         .into_iter()
@@ -85,6 +98,56 @@ pub async fn run_compute_core(core: ComputeCore, mut jobs: Receivers<Job>, resul
         .collect();
     for task in tasks {
         task.await;
+    }
+}
+
+/// Process isolation: every producer's jobs go, in arrival order, to the one
+/// task that owns this core's [`Supervisor`]; the worker runs one at a time.
+async fn run_supervised(
+    core: ComputeCore,
+    mut jobs: Receivers<Job>,
+    results: Rc<Senders<Done>>,
+    settings: ProcessSettings,
+) {
+    let (tx, rx) = glommio::channels::local_channel::new_unbounded::<Job>();
+    // The channel closes when the last forwarder (and its sender) is gone.
+    let tx = Rc::new(tx);
+    for (_, stream) in jobs.streams() {
+        let tx = tx.clone();
+        glommio::spawn_local(async move {
+            while let Some(job) = stream.recv().await {
+                if tx.send(job).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .detach();
+    }
+    drop(tx);
+    let stats = &core.stats.compute[core.index];
+    let mut supervisor = Supervisor::new(core.clone(), settings);
+    supervisor.prestart();
+    while let Some(job) = rx.recv().await {
+        let outcome = supervisor.run(&job).await;
+        stats.in_flight.fetch_sub(1, AcqRel);
+        if let Some(outcome) = outcome {
+            send_outcome(&core, &results, &job, outcome).await;
+        }
+        glommio::executor().yield_now().await;
+    }
+}
+
+async fn send_outcome(core: &ComputeCore, results: &Senders<Done>, job: &Job, outcome: JobOutcome) {
+    let done = Done {
+        id: job.id,
+        outcome,
+    };
+    if results.send_to(job.reply_to, done).await.is_err() {
+        log::debug!(
+            "compute core {}: I/O core gone, result of job {} dropped",
+            core.cpu,
+            job.id
+        );
     }
 }
 
@@ -99,23 +162,7 @@ async fn drain_stream(
         // The core is free for the next job before the result travels back.
         stats.in_flight.fetch_sub(1, AcqRel);
         if let Some(outcome) = outcome {
-            if results
-                .send_to(
-                    job.reply_to,
-                    Done {
-                        id: job.id,
-                        outcome,
-                    },
-                )
-                .await
-                .is_err()
-            {
-                log::debug!(
-                    "compute core {}: I/O core gone, result of job {} dropped",
-                    core.cpu,
-                    job.id
-                );
-            }
+            send_outcome(&core, &results, &job, outcome).await;
         }
         glommio::executor().yield_now().await;
     }

@@ -26,10 +26,11 @@ use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::{Domain, Socket, Type};
 
-use crate::config::ServeConfig;
+use crate::config::{Isolation, ServeConfig};
 use crate::cores::ComputePriority;
 use crate::error::{Error, Result};
 use crate::jobs::dispatch::Dispatcher;
+use crate::jobs::process::ProcessSettings;
 use crate::jobs::worker::{install_panic_hook, run_compute_core, ComputeCore};
 use crate::jobs::{Done, Job};
 use crate::router::Router;
@@ -129,6 +130,10 @@ impl Server {
             let (jobs, results, stop, stats, ready) = per_core();
             let shared = layout.shared;
             let priority = config.compute_priority;
+            let process = (config.isolation == Isolation::Process).then_some(ProcessSettings {
+                kill_grace: config.kill_grace,
+                job_memory: config.job_memory,
+            });
             let name = format!("hl-compute-{cpu}");
             let spawned =
                 builder(cpu, &name, CoreRole::Compute, shared).spawn(move || async move {
@@ -155,7 +160,7 @@ impl Server {
                         shared,
                         stats,
                     };
-                    run_compute_core(core, jobs_rx, results_tx).await;
+                    run_compute_core(core, jobs_rx, results_tx, process).await;
                 });
             match spawned {
                 Ok(handle) => executors.push((name, handle)),
