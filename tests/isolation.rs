@@ -397,3 +397,55 @@ fn a_worker_that_cannot_start_backs_off_and_the_server_stays_up() {
     assert!(server.log().contains("failed to start"), "{}", server.log());
     assert!(identity_holds(&stats), "{stats}");
 }
+
+#[test]
+fn a_worker_that_dies_between_jobs_is_replaced_before_the_next_one() {
+    let server = ProcessServer::start(&[]);
+    assert_eq!(server.get("/slow_threaded?id=i&n=10").status, 200);
+    let pid = server.worker_pid();
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(gone_within(pid, Duration::from_secs(5)));
+    let r = server.get("/slow_threaded?id=j&n=10");
+    assert_eq!(r.status, 200, "{r:?}\n{}", server.log());
+    let stats = server.stats();
+    assert_eq!(stats["compute_cores"][0]["worker_restarts"], 1, "{stats}");
+    assert_ne!(server.worker_pid(), pid);
+    assert_eq!(stats["jobs"]["failed"], 0, "no job was lost: {stats}");
+    assert!(identity_holds(&stats), "{stats}");
+}
+
+#[test]
+fn process_mode_serves_every_offloaded_route_as_thread_mode_does() {
+    let server = ProcessServer::start(&[]);
+    // A body crosses the process boundary and comes back gzipped.
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut s = connect(server.addr, SLOW);
+    write!(
+        s,
+        "POST /gzip HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    let r = read_reply(&mut BufReader::new(s), false).expect("a reply");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/gzip"));
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut out)
+        .expect("gzip");
+    assert!(out == body, "gunzipped body differs");
+    // JSON answers carry the worker's CPU as the compute core.
+    let r = get(
+        server.addr,
+        "/slow_threaded?id=j&n=50",
+        &[("Accept", "application/json")],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+    let stats = server.stats();
+    assert_eq!(v["compute_core"], stats["compute_cores"][0]["core"], "{v}");
+    assert_eq!(server.get("/spin?id=q&secs=0.1").status, 200);
+    assert!(identity_holds(&server.stats()));
+}

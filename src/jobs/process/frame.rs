@@ -105,28 +105,7 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             compute_core,
             shared_core,
             input,
-        } => {
-            w.u8(JOB);
-            w.u64(*id);
-            w.u32(*route);
-            w.u32(*compute_core);
-            w.u8(u8::from(*shared_core));
-            w.text(&input.method);
-            w.text(&input.path);
-            w.len(input.params.len());
-            for (n, v) in &input.params {
-                w.text(n);
-                w.text(v);
-            }
-            w.text(&input.query);
-            w.len(input.headers.len());
-            for (n, v) in &input.headers {
-                w.text(n);
-                w.bytes(v);
-            }
-            w.bytes(&input.body);
-            w.u32(input.io_core as u32);
-        }
+        } => write_job(&mut w, *id, *route, *compute_core, *shared_core, input),
         Frame::Cancel { id } => {
             w.u8(CANCEL);
             w.u64(*id);
@@ -160,6 +139,60 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
     }
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Appends a `Job` frame without building a [`Frame`] first, so the
+/// supervisor does not copy the input (a body of up to `--max-job-body`).
+pub fn encode_job(
+    id: u64,
+    route: u32,
+    compute_core: u32,
+    shared_core: bool,
+    input: &JobInput,
+    out: &mut Vec<u8>,
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    write_job(
+        &mut Writer(out),
+        id,
+        route,
+        compute_core,
+        shared_core,
+        input,
+    );
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+fn write_job(
+    w: &mut Writer<'_>,
+    id: u64,
+    route: u32,
+    compute_core: u32,
+    shared_core: bool,
+    input: &JobInput,
+) {
+    w.u8(JOB);
+    w.u64(id);
+    w.u32(route);
+    w.u32(compute_core);
+    w.u8(u8::from(shared_core));
+    w.text(&input.method);
+    w.text(&input.path);
+    w.len(input.params.len());
+    for (n, v) in &input.params {
+        w.text(n);
+        w.text(v);
+    }
+    w.text(&input.query);
+    w.len(input.headers.len());
+    for (n, v) in &input.headers {
+        w.text(n);
+        w.bytes(v);
+    }
+    w.bytes(&input.body);
+    w.u32(input.io_core as u32);
 }
 
 /// One frame from the front of `buf` and the bytes it took, `Ok(None)` when
@@ -369,6 +402,21 @@ mod tests {
         }
         assert_eq!(at, wire.len());
         assert_eq!(got, frames);
+        // encode_job writes exactly what encode writes for a Job.
+        if let Frame::Job {
+            id,
+            route,
+            compute_core,
+            shared_core,
+            input,
+        } = &frames[0]
+        {
+            let mut direct = Vec::new();
+            encode_job(*id, *route, *compute_core, *shared_core, input, &mut direct);
+            let mut via = Vec::new();
+            encode(&frames[0], &mut via);
+            assert_eq!(direct, via);
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use glommio::net::UnixStream;
 use glommio::Task;
 
 use super::child::{MEMORY_ENV, WORKER_ENV};
-use super::frame::{decode, encode, Frame};
+use super::frame::{decode, encode, encode_job, Frame};
 use crate::jobs::worker::ComputeCore;
 use crate::jobs::{Job, JobOutcome, JobState};
 
@@ -219,14 +219,16 @@ impl Supervisor {
     async fn run_started(&mut self, job: &Job) -> Option<JobOutcome> {
         let all_stats = self.core.stats.clone();
         let stats = &all_stats.compute[self.core.index];
-        let frame = Frame::Job {
-            id: job.id,
-            route: job.route as u32,
-            compute_core: self.core.cpu as u32,
-            shared_core: self.core.shared,
-            input: job.input.clone(),
-        };
-        if !self.send(&frame).await {
+        let mut wire = Vec::with_capacity(job.input.body.len() + 512);
+        encode_job(
+            job.id,
+            job.route as u32,
+            self.core.cpu as u32,
+            self.core.shared,
+            &job.input,
+            &mut wire,
+        );
+        if !self.send_bytes(&wire).await {
             return self.died_during(job, None).await;
         }
         let mut kill_at: Option<Instant> = None;
@@ -469,12 +471,16 @@ impl Supervisor {
 
     /// Writes a frame to the worker; false when it cannot (it is gone).
     async fn send(&mut self, frame: &Frame) -> bool {
+        let mut buf = Vec::new();
+        encode(frame, &mut buf);
+        self.send_bytes(&buf).await
+    }
+
+    async fn send_bytes(&mut self, wire: &[u8]) -> bool {
         let Some(worker) = self.worker.as_mut() else {
             return false;
         };
-        let mut buf = Vec::new();
-        encode(frame, &mut buf);
-        worker.socket.write_all(&buf).await.is_ok()
+        worker.socket.write_all(wire).await.is_ok()
     }
 }
 
