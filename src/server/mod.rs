@@ -135,8 +135,11 @@ impl Server {
                 job_memory: config.job_memory,
             });
             let name = format!("hl-compute-{cpu}");
+            // Under process isolation the worker shares this CPU: the
+            // executor must not poll it away while the worker runs a job.
+            let no_polling = shared || process.is_some();
             let spawned =
-                builder(cpu, &name, CoreRole::Compute, shared).spawn(move || async move {
+                builder(cpu, &name, CoreRole::Compute, no_polling).spawn(move || async move {
                     if let Err(err) = priority.apply_to_current_thread() {
                         log::warn!("compute core {cpu}: --compute-priority {priority:?} not applied: {err}");
                     }
@@ -310,8 +313,9 @@ enum CoreRole {
     Compute,
 }
 
-/// One pinned executor; `shared` is `CoreLayout::shared` (I/O and compute on
-/// one CPU), where neither role may poll.
+/// One pinned executor; `shared` is true when something else needs its CPU
+/// (`CoreLayout::shared`: I/O and compute on one CPU; or a compute core's
+/// worker process), where the executor may not poll.
 fn builder(cpu: usize, name: &str, role: CoreRole, shared: bool) -> LocalExecutorBuilder {
     let preempt = match role {
         CoreRole::Io if !shared => IO_PREEMPT_TIMER,

@@ -2,13 +2,13 @@
 //! first thing in `main`.
 //!
 //! The supervisor starts a worker by re-executing the server's own binary
-//! (`/proc/self/exe`, same arguments) with [`WORKER_ENV`] set and its end of
-//! the job socket on fd 3. In that process the hook builds the router (the
+//! (`/proc/self/exe`, same arguments) with [`WORKER_ENV`] set and its ends of
+//! the job socket on fd 3 and the cancel socket on fd 4. In that process the hook builds the router (the
 //! same routes in the same order as the server's, so a route index means the
-//! same job on both sides), says `Ready`, and then runs one job at a time on
-//! its main thread: `Job` in, `Done`/`Panicked`/`Stopped` out. A reader
-//! thread takes frames off the socket, so a `Cancel` reaches the running
-//! job's token while it runs. When the socket closes (the server is gone)
+//! same job on both sides), says `Ready`, and then reads and runs one job at
+//! a time on its main thread: `Job` in, `Done`/`Panicked`/`Stopped` out. A
+//! second socket (fd 4) carries `Cancel` frames to a thread of their own, so
+//! a cancel reaches the running job's token while it runs. When the socket closes (the server is gone)
 //! the worker returns; if the server dies first, the kernel kills the worker
 //! (PR_SET_PDEATHSIG, set before exec).
 
@@ -16,15 +16,16 @@ use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 
 use super::frame::{decode, encode, Frame};
 use crate::jobs::worker::{install_panic_hook, run_caught};
 use crate::jobs::{mark_worker, CancelToken, JobContext, JobInput, JobState};
 use crate::router::{Router, Work};
 
-/// Set (to the job socket's fd number) in a worker's environment.
-pub const WORKER_ENV: &str = "HEAVYLIFT_WORKER_FD";
+/// Set in a worker's environment to the fd numbers of its job socket and
+/// its cancel socket, e.g. `3,4`.
+pub const WORKER_ENV: &str = "HEAVYLIFT_WORKER_FDS";
 /// Set to the `--job-memory` byte count when there is one.
 pub const MEMORY_ENV: &str = "HEAVYLIFT_WORKER_MEMORY";
 
@@ -48,17 +49,24 @@ pub const MEMORY_ENV: &str = "HEAVYLIFT_WORKER_MEMORY";
 /// given to `Server::start` (checks and body limits do not matter here:
 /// they run on the server's I/O cores).
 pub fn serve_if_worker(make_router: impl FnOnce() -> Router) -> Option<ExitCode> {
-    let fd: i32 = std::env::var(WORKER_ENV).ok()?.parse().ok()?;
+    let fds = std::env::var(WORKER_ENV).ok()?;
+    let (jobs_fd, cancel_fd) = fds.split_once(',')?;
+    let (jobs_fd, cancel_fd): (i32, i32) = (jobs_fd.parse().ok()?, cancel_fd.parse().ok()?);
     let memory = std::env::var(MEMORY_ENV)
         .ok()
         .and_then(|m| m.parse::<u64>().ok());
     // Not inherited by anything a job starts.
     std::env::remove_var(WORKER_ENV);
     std::env::remove_var(MEMORY_ENV);
-    // SAFETY: the supervisor put the job socket on this fd for this process
-    // alone (dup2 before exec); nothing else in the process owns it.
-    let socket = unsafe { UnixStream::from_raw_fd(fd) };
-    Some(serve(socket, make_router(), memory))
+    // SAFETY: the supervisor put the two sockets on these fds for this
+    // process alone (dup2 before exec); nothing else in the process owns them.
+    let (jobs, cancels) = unsafe {
+        (
+            UnixStream::from_raw_fd(jobs_fd),
+            UnixStream::from_raw_fd(cancel_fd),
+        )
+    };
+    Some(serve(jobs, cancels, make_router(), memory))
 }
 
 /// The job that runs now, and a cancel that arrived before it started.
@@ -76,9 +84,12 @@ struct JobMsg {
     input: JobInput,
 }
 
-fn serve(socket: UnixStream, router: Router, memory: Option<u64>) -> ExitCode {
+fn serve(socket: UnixStream, cancels: UnixStream, router: Router, memory: Option<u64>) -> ExitCode {
     mark_worker();
     install_panic_hook();
+    // `ps` shows "hl-worker" rather than "exe" (from /proc/self/exe).
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"hl-worker".as_ptr()) };
     // Before anything else maps memory: the cap covers the reader thread's
     // stack too, so a cap too small to run in fails the start (and the
     // supervisor backs off) instead of the first job.
@@ -90,19 +101,18 @@ fn serve(socket: UnixStream, router: Router, memory: Option<u64>) -> ExitCode {
         // SAFETY: setrlimit on a local struct.
         unsafe { libc::setrlimit(libc::RLIMIT_AS, &cap) };
     }
-    let Ok(reader) = socket.try_clone() else {
-        return ExitCode::from(1);
-    };
     let current = Arc::new(Mutex::new(Current::default()));
-    let (jobs_tx, jobs_rx) = mpsc::channel::<JobMsg>();
-    let reading = current.clone();
+    let watching = current.clone();
     let spawned = std::thread::Builder::new()
-        .name("hl-worker-rx".into())
-        .spawn(move || read_frames(reader, jobs_tx, &reading));
+        .name("hl-worker-cancel".into())
+        .spawn(move || watch_cancels(FrameReader::new(cancels), &watching));
     if spawned.is_err() {
         return ExitCode::from(1);
     }
-    let mut out = socket;
+    let mut jobs = FrameReader::new(socket);
+    let Ok(mut out) = jobs.socket.try_clone() else {
+        return ExitCode::from(1);
+    };
     let ready = Frame::Ready {
         pid: std::process::id(),
         routes: router.routes().len() as u32,
@@ -110,7 +120,25 @@ fn serve(socket: UnixStream, router: Router, memory: Option<u64>) -> ExitCode {
     if send(&mut out, &ready).is_err() {
         return ExitCode::from(1);
     }
-    for job in jobs_rx {
+    // Jobs are read and run on this thread: no hand-off on the job path.
+    while let Some(frame) = jobs.next() {
+        let Frame::Job {
+            id,
+            route,
+            compute_core,
+            shared_core,
+            input,
+        } = frame
+        else {
+            return ExitCode::from(1);
+        };
+        let job = JobMsg {
+            id,
+            route,
+            compute_core,
+            shared_core,
+            input,
+        };
         let token = CancelToken::new();
         token.start();
         {
@@ -166,57 +194,55 @@ fn send(out: &mut UnixStream, frame: &Frame) -> std::io::Result<()> {
     out.write_all(&buf)
 }
 
-/// The reader thread: jobs to the main thread, cancels to the running
-/// job's token. Returns (dropping `jobs`, which ends the main loop) when the
-/// socket closes or carries something that is not a supervisor's frame.
-fn read_frames(mut socket: UnixStream, jobs: mpsc::Sender<JobMsg>, current: &Mutex<Current>) {
-    let mut buf = Vec::with_capacity(64 << 10);
-    let mut chunk = vec![0u8; 64 << 10];
-    loop {
-        loop {
-            match decode(&buf) {
-                Ok(Some((frame, used))) => {
-                    buf.drain(..used);
-                    match frame {
-                        Frame::Job {
-                            id,
-                            route,
-                            compute_core,
-                            shared_core,
-                            input,
-                        } => {
-                            let msg = JobMsg {
-                                id,
-                                route,
-                                compute_core,
-                                shared_core,
-                                input,
-                            };
-                            if jobs.send(msg).is_err() {
-                                return;
-                            }
-                        }
-                        Frame::Cancel { id } => {
-                            let mut cur = lock(current);
-                            match &cur.running {
-                                Some((running, token)) if *running == id => {
-                                    token.cancel(JobState::Cancelled);
-                                }
-                                _ => cur.cancelled = Some(id),
-                            }
-                        }
-                        _ => return,
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => return,
+/// The cancel thread: each `Cancel` sets the running job's token (or is
+/// kept for a job about to start). Returns when the socket closes or
+/// carries anything else.
+fn watch_cancels(mut cancels: FrameReader, current: &Mutex<Current>) {
+    while let Some(Frame::Cancel { id }) = cancels.next() {
+        let mut cur = lock(current);
+        match &cur.running {
+            Some((running, token)) if *running == id => {
+                token.cancel(JobState::Cancelled);
             }
+            _ => cur.cancelled = Some(id),
         }
-        match socket.read(&mut chunk) {
-            Ok(0) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
+    }
+}
+
+/// Blocking frame reader over one socket.
+struct FrameReader {
+    socket: UnixStream,
+    buf: Vec<u8>,
+    chunk: Vec<u8>,
+}
+
+impl FrameReader {
+    fn new(socket: UnixStream) -> FrameReader {
+        FrameReader {
+            socket,
+            buf: Vec::new(),
+            chunk: vec![0; 64 << 10],
+        }
+    }
+
+    /// The next frame; `None` at EOF, on a read error or on bytes that are
+    /// not a frame (the supervisor is gone or broken: stop).
+    fn next(&mut self) -> Option<Frame> {
+        loop {
+            match decode(&self.buf) {
+                Ok(Some((frame, used))) => {
+                    self.buf.drain(..used);
+                    return Some(frame);
+                }
+                Ok(None) => {}
+                Err(_) => return None,
+            }
+            match self.socket.read(&mut self.chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&self.chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
         }
     }
 }

@@ -42,8 +42,9 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Bytes of a worker's stderr kept to name its cause of death.
 const STDERR_TAIL: usize = 4096;
-/// The fd the job socket gets in the worker.
+/// The fds the job socket and the cancel socket get in the worker.
 const WORKER_FD: i32 = 3;
+const CANCEL_FD: i32 = 4;
 
 /// Process-isolation settings of a compute core (from `ServeConfig`).
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +142,9 @@ struct Worker {
     pid: u32,
     /// Write side of the job socket (its own fd; the reader task has another).
     socket: UnixStream,
+    /// The cancel socket (`Cancel` frames only, read by a thread of the
+    /// worker's own while its main thread runs the job).
+    cancels: UnixStream,
     events: LocalReceiver<Event>,
     /// Set by its `Ready` frame.
     ready: bool,
@@ -281,7 +285,7 @@ impl Supervisor {
                 None => {
                     kill_at = Some(Instant::now() + self.settings.kill_grace);
                     // A failed send shows up as the worker's death next turn.
-                    self.send(&Frame::Cancel { id: job.id }).await;
+                    self.send_cancel(job.id).await;
                 }
                 Some(at) if Instant::now() >= at => {
                     self.kill_for(job);
@@ -469,13 +473,19 @@ impl Supervisor {
         }
     }
 
-    /// Writes a frame to the worker; false when it cannot (it is gone).
-    async fn send(&mut self, frame: &Frame) -> bool {
+    /// Sends `Cancel` on the cancel socket; a failure shows up as the
+    /// worker's death on the job socket.
+    async fn send_cancel(&mut self, id: u64) {
+        let Some(worker) = self.worker.as_mut() else {
+            return;
+        };
         let mut buf = Vec::new();
-        encode(frame, &mut buf);
-        self.send_bytes(&buf).await
+        encode(&Frame::Cancel { id }, &mut buf);
+        let _ = worker.cancels.write_all(&buf).await;
     }
 
+    /// Writes encoded frames to the job socket; false when it cannot (the
+    /// worker is gone).
     async fn send_bytes(&mut self, wire: &[u8]) -> bool {
         let Some(worker) = self.worker.as_mut() else {
             return false;
@@ -515,9 +525,11 @@ async fn reap(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 /// at once execs; only async-signal-safe calls run in between.
 fn spawn_worker(cpu: usize, job_memory: Option<u64>) -> std::io::Result<Worker> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    let (cancel_ours, cancel_theirs) = std::os::unix::net::UnixStream::pair()?;
     let (err_ours, err_theirs) = std::os::unix::net::UnixStream::pair()?;
     let ours_reader = ours.try_clone()?;
     let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
+    let cancel_fd = std::os::fd::AsRawFd::as_raw_fd(&cancel_theirs);
     let parent = std::process::id() as libc::pid_t;
     let mut args = std::env::args_os();
     let mut cmd = Command::new("/proc/self/exe");
@@ -525,7 +537,7 @@ fn spawn_worker(cpu: usize, job_memory: Option<u64>) -> std::io::Result<Worker> 
         cmd.arg0(arg0);
     }
     cmd.args(args)
-        .env(WORKER_ENV, WORKER_FD.to_string())
+        .env(WORKER_ENV, format!("{WORKER_FD},{CANCEL_FD}"))
         .stdin(Stdio::null())
         .stderr(Stdio::from(OwnedFd::from(err_theirs)));
     match job_memory {
@@ -544,11 +556,19 @@ fn spawn_worker(cpu: usize, job_memory: Option<u64>) -> std::io::Result<Worker> 
                 return Err(std::io::Error::other("server gone"));
             }
             libc::setpgid(0, 0);
-            if theirs_fd == WORKER_FD {
-                libc::fcntl(WORKER_FD, libc::F_SETFD, 0);
-            } else if libc::dup2(theirs_fd, WORKER_FD) < 0 {
+            // Each fd is first moved above the targets (fcntl F_DUPFD), so
+            // one dup2 cannot close the other's source.
+            let high_jobs = libc::fcntl(theirs_fd, libc::F_DUPFD, 10);
+            let high_cancel = libc::fcntl(cancel_fd, libc::F_DUPFD, 10);
+            if high_jobs < 0
+                || high_cancel < 0
+                || libc::dup2(high_jobs, WORKER_FD) < 0
+                || libc::dup2(high_cancel, CANCEL_FD) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
+            libc::close(high_jobs);
+            libc::close(high_cancel);
             let mut set: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_SET(cpu, &mut set);
             libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
@@ -557,13 +577,15 @@ fn spawn_worker(cpu: usize, job_memory: Option<u64>) -> std::io::Result<Worker> 
     }
     let child = cmd.spawn()?;
     drop(theirs);
+    drop(cancel_theirs);
     let pid = child.id();
     // SAFETY: each fd comes from `into_raw_fd` of a socket we own; the
     // glommio stream takes it over.
-    let (socket, reader, err) = unsafe {
+    let (socket, reader, cancels, err) = unsafe {
         (
             UnixStream::from_raw_fd(ours.into_raw_fd()),
             UnixStream::from_raw_fd(ours_reader.into_raw_fd()),
+            UnixStream::from_raw_fd(cancel_ours.into_raw_fd()),
             UnixStream::from_raw_fd(err_ours.into_raw_fd()),
         )
     };
@@ -575,6 +597,7 @@ fn spawn_worker(cpu: usize, job_memory: Option<u64>) -> std::io::Result<Worker> 
         child,
         pid,
         socket,
+        cancels,
         events,
         ready: false,
         started: Instant::now(),
