@@ -449,3 +449,19 @@ fn process_mode_serves_every_offloaded_route_as_thread_mode_does() {
     assert_eq!(server.get("/spin?id=q&secs=0.1").status, 200);
     assert!(identity_holds(&server.stats()));
 }
+
+#[test]
+fn sigterm_in_process_mode_lets_an_in_flight_job_finish() {
+    let mut server = ProcessServer::start(&[]);
+    let pid = server.worker_pid();
+    let addr = server.addr;
+    let t = std::thread::spawn(move || get(addr, "/slow_threaded?id=inflight&n=6000", &[]));
+    server.wait_stats(10, |s| s["compute_cores"][0]["running"] == true);
+    server.signal("TERM");
+    let r = t.join().unwrap();
+    assert_eq!(r.status, 200, "{r:?}\n{}", server.log());
+    assert!(r.text().starts_with("slow result inflight"));
+    let status = server.wait_exit(Duration::from_secs(30)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+    assert!(gone_within(pid, Duration::from_secs(5)));
+}

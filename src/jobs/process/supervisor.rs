@@ -276,7 +276,17 @@ impl Supervisor {
                 },
                 Some(Some(Event::Closed(why))) => return self.died_during(job, Some(why)).await,
                 Some(None) => return self.died_during(job, None).await,
-                None => {}
+                None => {
+                    // Its socket may outlive it (a process it forked holds
+                    // it): ask the kernel too, once per tick.
+                    let exited = self
+                        .worker
+                        .as_mut()
+                        .is_some_and(|w| matches!(w.child.try_wait(), Ok(Some(_))));
+                    if exited {
+                        return self.died_during(job, None).await;
+                    }
+                }
             }
             if !job.cancel.is_cancelled() {
                 continue;
