@@ -465,3 +465,25 @@ fn sigterm_in_process_mode_lets_an_in_flight_job_finish() {
     assert_eq!(status.code(), Some(0));
     assert!(gone_within(pid, Duration::from_secs(5)));
 }
+
+#[test]
+fn a_cooperative_job_stops_at_its_cancel_frame_without_a_kill() {
+    let server = ProcessServer::start(&["--job-timeout", "0.3", "--kill-grace", "5"]);
+    let pid = server.worker_pid();
+    let started = Instant::now();
+    let r = server.get("/slow_threaded?id=c&n=20000");
+    assert_eq!(r.status, 504, "{r:?}");
+    // The job sees should_stop() at its next step, long before the 5 s grace.
+    let r = server.get("/slow_threaded?id=d&n=10");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = server.stats();
+    assert_eq!(stats["compute_cores"][0]["worker_restarts"], 0, "{stats}");
+    assert_eq!(server.worker_pid(), pid);
+    assert_eq!(stats["jobs"]["timed_out"], 1, "{stats}");
+    assert!(identity_holds(&stats), "{stats}");
+}
