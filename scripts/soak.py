@@ -203,11 +203,47 @@ def job_client(soak, kind):
                 status, _, body = read_response(f)
                 ok = status in (200, 503, 504) if kind == "slow" else (
                     status == 500 and body.startswith(b"Caught an exception: "))
+                # Under process isolation a /spin past the job timeout holds
+                # the core until its kill: a /fail queued behind it may time out.
+                ok = ok or (kind == "fail" and soak.args.isolation == "process"
+                            and status in (503, 504))
                 if ok:
                     soak.note(kind, time.monotonic() - t0, lat_kind="slow" if kind == "slow" else None)
                 else:
                     soak.note(kind, problem="wrong answer %d %r" % (status, body[:60]))
                 time.sleep(rng.uniform(0.05, 0.3))
+
+
+CRASHES = ["abort", "segv", "stack", "exit", "oom"]
+
+
+def untrusted_client(soak):
+    """Process isolation only: /crash of every kind (500 "worker died: ..."),
+    short /spin (200) and now and then a /spin past the job timeout (504,
+    then the worker is killed and replaced)."""
+    rng = random.Random("untrusted")
+    n = 0
+    while not soak.stop.is_set():
+        with conversation(soak, "untrusted", soak.args.job_timeout + 15) as (s, f):
+            for _ in range(10):
+                if soak.stop.is_set():
+                    break
+                n += 1
+                if n % 25 == 0:
+                    path, want = "/spin?id=u%d&secs=%g" % (n, soak.args.job_timeout + 2), (504,)
+                elif n % 2:
+                    path, want = "/crash?id=u%d&how=%s" % (n, CRASHES[n // 2 % len(CRASHES)]), (500,)
+                else:
+                    path, want = "/spin?id=u%d&secs=0.05" % n, (200, 503, 504)
+                soak.count_sent("untrusted")
+                s.sendall(request(path))
+                status, _, body = read_response(f)
+                ok = status in want and (status != 500 or body.startswith(b"Caught an exception: worker died: "))
+                if ok:
+                    soak.note("untrusted")
+                else:
+                    soak.note("untrusted", problem="wrong answer %d %r to %s" % (status, body[:60], path))
+                time.sleep(rng.uniform(0.1, 0.5))
 
 
 def malformed_client(soak):
@@ -351,6 +387,7 @@ def main():
     ap.add_argument("--header-timeout", type=float, default=3)
     ap.add_argument("--job-timeout", type=float, default=10)
     ap.add_argument("--pace", type=float, default=0.005, help="pause between a client's requests (s)")
+    ap.add_argument("--isolation", default="thread", help="the server's --isolation (process adds /crash and /spin)")
     args = ap.parse_args()
     soak = Soak(args)
     base_rss, base_fds = settled_sample(args.pid, 1.5)
@@ -358,6 +395,8 @@ def main():
         (pipelined_client, (soak,)), (job_client, (soak, "slow")), (job_client, (soak, "slow")),
         (job_client, (soak, "fail")), (malformed_client, (soak,)), (hangup_client, (soak,)),
         (nonreader_client, (soak,)), (slowloris_client, (soak,)), (slowloris_client, (soak,))]
+    if args.isolation == "process":
+        plan.append((untrusted_client, (soak,)))
     threads = [threading.Thread(target=f, args=a, daemon=True) for f, a in plan]
     for t in threads:
         t.start()

@@ -6,7 +6,8 @@
 # server's RSS and open fds every 10 s into soak-results/<date>-<host>/samples.csv,
 # then checks: zero unanswered requests, the /stats job identity,
 # open_connections back to 1, RSS and fds flat after warm-up, and a clean exit
-# on SIGTERM. Prints PASS or FAIL; exits 1 on FAIL.
+# on SIGTERM. Prints PASS or FAIL; exits 1 on FAIL. ISOLATION=process runs the
+# server with --isolation process and adds a client of /crash and /spin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ minutes="${1:-10}"
 idle_timeout=3
 header_timeout=3
 job_timeout=10
+isolation="${ISOLATION:-thread}"
 
 cargo build --release --quiet
 bin=target/release/heavylift
@@ -29,7 +31,7 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 
 "$bin" serve --listen "127.0.0.1:$port" --idle-timeout "$idle_timeout" \
   --header-timeout "$header_timeout" --job-timeout "$job_timeout" --queue-depth 16 \
-  --log-level error 2>"$out/server.log" &
+  --isolation "$isolation" --log-level error 2>"$out/server.log" &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; }
 trap cleanup EXIT
@@ -47,14 +49,14 @@ done
 {
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "host: $(hostname -s), $(nproc) usable cores, $(uname -r)"
-  echo "server: $bin serve --idle-timeout $idle_timeout --header-timeout $header_timeout --job-timeout $job_timeout --queue-depth 16 (default cores)"
+  echo "server: $bin serve --idle-timeout $idle_timeout --header-timeout $header_timeout --job-timeout $job_timeout --queue-depth 16 --isolation $isolation (default cores)"
   echo "minutes: $minutes"
 } >"$out/machine.txt"
 
 status=0
 python3 scripts/soak.py --port "$port" --pid "$server" --minutes "$minutes" \
   --csv "$out/samples.csv" --idle-timeout "$idle_timeout" \
-  --header-timeout "$header_timeout" --job-timeout "$job_timeout" | tee "$out/report.txt" \
+  --header-timeout "$header_timeout" --job-timeout "$job_timeout" --isolation "$isolation" | tee "$out/report.txt" \
   || status=1
 
 kill -TERM "$server"
