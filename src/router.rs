@@ -45,6 +45,7 @@ pub enum Method {
     Put,
     Delete,
     Patch,
+    Options,
 }
 
 impl Method {
@@ -56,6 +57,7 @@ impl Method {
             Method::Put => "PUT",
             Method::Delete => "DELETE",
             Method::Patch => "PATCH",
+            Method::Options => "OPTIONS",
         }
     }
 
@@ -68,6 +70,7 @@ impl Method {
             "PUT" => Method::Put,
             "DELETE" => Method::Delete,
             "PATCH" => Method::Patch,
+            "OPTIONS" => Method::Options,
             _ => return None,
         })
     }
@@ -339,6 +342,12 @@ impl Router {
         self.route(Method::Patch, path, handler)
     }
 
+    /// `route(Method::Options, ..)`: `OPTIONS` on this path (`OPTIONS *`
+    /// is answered by every router).
+    pub fn options(self, path: &str, handler: Handler) -> Router {
+        self.route(Method::Options, path, handler)
+    }
+
     /// The first registration error (a conflict), if any.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
@@ -388,9 +397,8 @@ impl Router {
 
     /// `Allow` of `OPTIONS *`: every method some route takes, HEAD and OPTIONS.
     fn server_methods(&self) -> String {
-        let mut allow = allow_header(self.routes.iter().map(|r| r.method));
-        allow.push_str(", OPTIONS");
-        allow
+        let all = self.routes.iter().map(|r| r.method);
+        allow_header(all.chain([Method::Options]))
     }
 
     /// Metric labels in route order: the path without its leading `/`,

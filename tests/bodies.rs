@@ -122,12 +122,18 @@ fn refusals_are_decided_before_the_body_is_sent() {
     });
     // 413: declared over the route's limit; 400: a bad level. The body is
     // never sent and the connection closes.
-    assert_eq!(expect_continue(server.addr, "POST /gzip", 4097), (413, true));
+    assert_eq!(
+        expect_continue(server.addr, "POST /gzip", 4097),
+        (413, true)
+    );
     assert_eq!(
         expect_continue(server.addr, "POST /gzip?level=0", 10),
         (400, true)
     );
-    assert_eq!(expect_continue(server.addr, "POST /nowhere", 10), (404, true));
+    assert_eq!(
+        expect_continue(server.addr, "POST /nowhere", 10),
+        (404, true)
+    );
     // Within the limit the client is told to go on.
     assert_eq!(expect_continue(server.addr, "POST /gzip", 4096).0, 100);
     // Other routes keep the 1 MiB default.
