@@ -124,7 +124,7 @@ pub fn job_input(
     io_core: usize,
 ) -> JobInput {
     JobInput {
-        method: head.method.clone(),
+        method: head.method.to_string(),
         path: head.path().to_owned(),
         params,
         query: head.query().to_owned(),

@@ -8,6 +8,8 @@
 //! buffer, so its cost is bounded however much a peer sends, and the answer
 //! does not depend on how the bytes were split across reads.
 
+use std::borrow::Cow;
+
 use super::target::{is_valid_host, parse_target, TargetForm, MAX_METHOD_BYTES};
 use super::{ParseError, MAX_HEADERS, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES};
 
@@ -33,8 +35,9 @@ pub enum BodyKind {
 /// out of the receive buffer so the buffer can be compacted.
 #[derive(Clone)]
 pub struct RequestHead {
-    /// The method as sent, e.g. "GET" (case-sensitive, per RFC 9110).
-    pub method: String,
+    /// The method as sent, e.g. "GET" (case-sensitive, per RFC 9110); the
+    /// registered methods are borrowed constants, so they cost no allocation.
+    pub method: Cow<'static, str>,
     /// The raw request-target, e.g. "/fast?id=1"; not percent-decoded.
     pub target: String,
     /// The target's form (origin, absolute or `*`), checked by URI grammar.
@@ -313,7 +316,7 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
         Version::Http10 => keep_alive_token && !close,
     };
     Ok(RequestHead {
-        method: method.to_owned(),
+        method: known_method(method).map_or_else(|| Cow::Owned(method.to_owned()), Cow::Borrowed),
         target: target.to_owned(),
         form,
         version,
@@ -323,6 +326,14 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
         expects_continue: expects_continue && version == Version::Http11,
         fields: Vec::new(),
     })
+}
+
+/// The methods RFC 9110 section 9 registers, as constants.
+fn known_method(method: &str) -> Option<&'static str> {
+    const KNOWN: [&str; 8] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
+    ];
+    KNOWN.iter().copied().find(|k| *k == method)
 }
 
 /// The non-empty, whitespace-trimmed elements of a comma-separated list.
