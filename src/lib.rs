@@ -85,7 +85,7 @@
 //! The library alone is the server engine. What only the `heavylift` binary
 //! needs sits behind cargo features, all on by default:
 //! - `cli`: the binary's raw command-line flags (`heavylift::cli`, clap) and what its
-//!   `main` uses (env_logger, signal-hook, anyhow);
+//!   `main` uses (env_logger, anyhow);
 //! - `client`: `heavylift load` and `heavylift bench` (`heavylift::client`,
 //!   hdrhistogram; implies `cli`, whose flags it takes);
 //! - `seed`: the seed's routes (`heavylift::routes`) and its bignum job

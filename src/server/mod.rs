@@ -9,6 +9,7 @@
 //! the job timeout), compute cores exit once every job channel is closed.
 
 pub mod connection;
+mod fd_limit;
 pub mod io_core;
 pub mod shutdown;
 pub mod timeouts;
@@ -84,10 +85,11 @@ impl Server {
     /// Starts every executor of `config.layout` serving `router`, and returns
     /// once all of them are ready. Errors (address in use, bad CPU, memlock)
     /// are reported here.
-    pub fn start(config: ServeConfig, router: Router) -> Result<ServerHandle> {
+    pub fn start(mut config: ServeConfig, router: Router) -> Result<ServerHandle> {
         if let Some(conflict) = router.error() {
             return Err(Error::Config(format!("bad router: {conflict}")));
         }
+        config.max_connections = fd_limit::fit_connections(config.max_connections);
         install_panic_hook();
         let layout = config.layout.clone();
         if layout.shared {
@@ -351,6 +353,24 @@ fn bind_listeners(addr: SocketAddr, count: usize) -> Result<(SocketAddr, Vec<Raw
         fds.push(StdListener::from(socket).into_raw_fd());
     }
     Ok((resolved, fds))
+}
+
+impl Server {
+    /// What a service's `main` does: starts serving `router`, blocks until
+    /// SIGINT or SIGTERM, then stops gracefully (listeners close, in-flight
+    /// requests finish within the job timeout) and returns. Errors: those of
+    /// [`Server::start`] and [`ServerHandle::join`], or signal handlers that
+    /// cannot be installed.
+    pub fn run_until_signal(config: ServeConfig, router: Router) -> Result<()> {
+        let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+            .map_err(|e| Error::Executor(format!("cannot install signal handlers: {e}")))?;
+        let server = Server::start(config, router)?;
+        if let Some(signal) = signals.forever().next() {
+            log::info!("signal {signal} received: closing listeners, finishing in-flight requests");
+        }
+        server.stop();
+        server.join()
+    }
 }
 
 impl ServerHandle {
