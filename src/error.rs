@@ -39,11 +39,32 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Bind { source, .. } => Some(source),
-            _ => None,
-        }
+/// No `source()`: each message already says its cause, and `{:#}` (how main
+/// prints errors) would say it a second time ("address already in use: Address
+/// already in use (os error 98)").
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bind_error_names_its_cause_once() {
+        let in_use = Error::Bind {
+            addr: "127.0.0.1:8888".into(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        let shown = format!("{:#}", anyhow::Error::from(in_use)).to_lowercase();
+        assert_eq!(shown.matches("in use").count(), 1, "{shown}");
+        assert!(
+            shown.contains("127.0.0.1:8888") && shown.contains("--listen"),
+            "{shown}"
+        );
+        let denied = Error::Bind {
+            addr: "127.0.0.1:80".into(),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        let shown = format!("{:#}", anyhow::Error::from(denied)).to_lowercase();
+        assert_eq!(shown.matches("permission denied").count(), 1, "{shown}");
     }
 }

@@ -117,6 +117,12 @@ fn an_address_in_use_is_a_clear_error() {
     let (code, stderr) = run(&["serve", "--listen", &addr]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("address already in use"), "{stderr}");
+    // See: #11. Said once, not once by us and again by the OS error.
+    assert_eq!(
+        stderr.to_lowercase().matches("in use").count(),
+        1,
+        "{stderr}"
+    );
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let (code, stderr) = run(&[
         "serve",
