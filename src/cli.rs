@@ -193,9 +193,13 @@ pub struct BenchArgs {
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Show the progress line on stderr even when it is not a terminal.
-    #[arg(long)]
+    /// Rewrite the progress line in place even when stderr is not a terminal
+    /// (elsewhere a plain line is printed at least every 5 s).
+    #[arg(long, conflicts_with = "quiet")]
     pub progress: bool,
+    /// Print no progress on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Seconds one request (connect included) may take before it counts as failed. Default is 60.
     #[arg(
         long,

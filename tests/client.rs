@@ -174,3 +174,43 @@ fn bench_reports_percentiles_and_draws_a_timeline() {
     let stats = wait_for_stats(&server, 10, identity_holds);
     assert!(identity_holds(&stats));
 }
+
+// See: #11. Off a terminal (a CI log, nohup) bench used to print nothing
+// until the end.
+#[test]
+fn bench_off_a_terminal_prints_plain_progress_lines_unless_quiet() {
+    let server = TestServer::start();
+    let target = server.addr.to_string();
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "--target",
+            &target,
+            "--duration",
+            "2.5",
+            "--connections",
+            "2",
+            "--slow-concurrency",
+            "1",
+            "--n",
+            "300",
+        ];
+        args.extend_from_slice(extra);
+        heavylift(&args)
+    };
+    // stderr is a pipe here, as in a CI log.
+    let (code, out, err) = bench(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("bench: ")).collect();
+    assert!(!lines.is_empty(), "no progress line on stderr: {err:?}");
+    assert!(lines[0].contains("req/s"), "{lines:?}");
+    assert!(!err.contains('\r'), "a rewritten line in a log: {err:?}");
+
+    let (code, out, err) = bench(&["--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        !err.contains("req/s"),
+        "--quiet still printed progress: {err:?}"
+    );
+    assert!(out.contains("fast"), "the report still comes: {out}");
+}

@@ -14,7 +14,8 @@
 //! - `http.rs` (+ `response.rs`, the parser): one keep-alive connection with
 //!   a reusable buffer and a per-request deadline.
 //! - `load.rs` (+ `load_summary.rs`) and `bench.rs` (+ `report.rs`): the
-//!   commands and their text/JSON reports.
+//!   commands and their text/JSON reports; `progress.rs`, bench's
+//!   progress lines on stderr.
 //! - `histogram.rs`, `timeline.rs`, `svg.rs` (+ `svg_layers.rs`): recording
 //!   latencies, what happened when, and drawing it.
 //!
@@ -29,6 +30,7 @@ pub mod histogram;
 pub mod http;
 mod load;
 mod load_summary;
+mod progress;
 mod report;
 pub mod response;
 mod svg;
