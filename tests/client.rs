@@ -156,6 +156,18 @@ fn bench_reports_percentiles_and_draws_a_timeline() {
         "{doc}"
     );
     let picture = std::fs::read_to_string(&svg).expect("the SVG was written");
+    // See: #11. The picture says its verdict and draws the p99.
+    assert!(
+        picture.contains(r#"<text class="verdict pass""#)
+            && picture.contains("Verdict: every fast request answered, fast p99 "),
+        "no verdict in the SVG"
+    );
+    assert!(picture.contains("while 1 slow loop kept the compute cores busy"));
+    assert!(picture.contains(r#"<line class="p99""#), "no p99 line");
+    assert!(
+        !picture.contains("fast failures"),
+        "an empty failure strip is labelled"
+    );
     assert!(
         picture.starts_with("<?xml") || picture.starts_with("<svg"),
         "{}",

@@ -356,7 +356,7 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<ExitCode> {
     };
     if let (Some(mut file), Some(path)) = (svg_file, &config.svg) {
         let (title, summary) = report.svg_heading();
-        let picture = svg::render(&rec.timeline, &title, &summary);
+        let picture = svg::render(&rec.timeline, &title, &summary, &report.verdict());
         file.write_all(picture.as_bytes())
             .with_context(|| format!("cannot write --svg {}", path.display()))?;
     }

@@ -17,7 +17,8 @@
 //!   commands and their text/JSON reports; `progress.rs`, bench's
 //!   progress lines on stderr.
 //! - `histogram.rs`, `timeline.rs`, `svg.rs` (+ `svg_layers.rs`): recording
-//!   latencies, what happened when, and drawing it.
+//!   latencies, what happened when, and drawing it; `verdict.rs`, the
+//!   one-sentence answer written on the picture.
 //!
 //! Everything runs on one unpinned glommio executor with one task per
 //! connection: the client needs no more than one core to drive well over
@@ -36,6 +37,7 @@ pub mod response;
 mod svg;
 mod svg_layers;
 mod timeline;
+mod verdict;
 
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
