@@ -48,23 +48,34 @@ impl std::error::Error for Error {}
 mod tests {
     use super::*;
 
+    /// The message with its causes, as main prints it (`{:#}` of anyhow).
+    fn shown(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut cause = err.source();
+        while let Some(c) = cause {
+            text = format!("{text}: {c}");
+            cause = c.source();
+        }
+        text.to_lowercase()
+    }
+
     #[test]
     fn a_bind_error_names_its_cause_once() {
         let in_use = Error::Bind {
             addr: "127.0.0.1:8888".into(),
             source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
         };
-        let shown = format!("{:#}", anyhow::Error::from(in_use)).to_lowercase();
-        assert_eq!(shown.matches("in use").count(), 1, "{shown}");
+        let text = shown(&in_use);
+        assert_eq!(text.matches("in use").count(), 1, "{text}");
         assert!(
-            shown.contains("127.0.0.1:8888") && shown.contains("--listen"),
-            "{shown}"
+            text.contains("127.0.0.1:8888") && text.contains("--listen"),
+            "{text}"
         );
         let denied = Error::Bind {
             addr: "127.0.0.1:80".into(),
             source: std::io::Error::from_raw_os_error(libc::EACCES),
         };
-        let shown = format!("{:#}", anyhow::Error::from(denied)).to_lowercase();
-        assert_eq!(shown.matches("permission denied").count(), 1, "{shown}");
+        let text = shown(&denied);
+        assert_eq!(text.matches("permission denied").count(), 1, "{text}");
     }
 }
