@@ -114,9 +114,17 @@ fn sigterm_lets_an_in_flight_job_finish() {
 #[test]
 fn an_address_in_use_is_a_clear_error() {
     let (mut child, addr) = spawn_serve(&[]);
+    let started = Instant::now();
     let (code, stderr) = run(&["serve", "--listen", &addr]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("address already in use"), "{stderr}");
+    // A live listener is an error at once; only a dying one is waited for
+    // (up to 5 s), so this also checks that a live one is told apart.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
     // See: #11. Said once, not once by us and again by the OS error.
     assert_eq!(
         stderr.to_lowercase().matches("in use").count(),
@@ -124,12 +132,15 @@ fn an_address_in_use_is_a_clear_error() {
         "{stderr}"
     );
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let started = Instant::now();
     let (code, stderr) = run(&[
         "serve",
         "--listen",
         &holder.local_addr().unwrap().to_string(),
     ]);
     assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("address already in use"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{stderr}");
     let _ = child.kill();
     let _ = child.wait();
 }

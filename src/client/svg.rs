@@ -17,7 +17,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::svg_layers::{fast_band, fast_marks, slow_lane};
+use super::svg_layers::{fast_band, fast_marks, p99_line, slow_lane};
 use super::timeline::{MarkClass, Timeline};
 use super::verdict::Verdict;
 
@@ -176,18 +176,6 @@ fn has_fast_failures(timeline: &Timeline) -> bool {
         .buckets
         .iter()
         .any(|b| MarkClass::ALL.into_iter().any(|c| b.fast_failed(c) > 0))
-}
-
-/// The run's fast p99 as a dashed line across the panel, labelled at its right end.
-fn p99_line(s: &mut String, sc: &Scales, p99: Duration) {
-    let y = sc.y(ms(p99));
-    let _ = writeln!(
-        s,
-        r#"<line class="p99" x1="{LEFT}" y1="{y:.1}" x2="{RIGHT}" y2="{y:.1}"><title>fast p99 of the run: {p} ms</title></line><text class="p99-label" x="{:.0}" y="{:.1}" text-anchor="end">p99 {p} ms</text>"#,
-        RIGHT - 4.0,
-        y - 4.0,
-        p = super::fmt_ms(p99)
-    );
 }
 
 fn axes(s: &mut String, sc: &Scales, lane_bottom: f64, fast_failures: bool) {
