@@ -9,8 +9,9 @@
 //! unfinished, not as an error. Failures never abort the run: a 503 makes
 //! its slow loop pause briefly ([`PAUSE_AFTER_503`]), a connection error
 //! makes the loop reconnect with a bounded exponential backoff. `/stats` is
-//! read before and after for per-I/O-core counts; `report.rs` prints the
-//! result and `svg.rs` draws it.
+//! read before and after for per-I/O-core counts; `progress.rs` shows the
+//! run on stderr meanwhile, `report.rs` prints the result and `svg.rs`
+//! draws it.
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::http::{get_request, ClientError, Connection, Response};
+use super::progress::{self, Counts, Progress};
 use super::report::{parse_stats, per_core, CoreRate, Recorder, Report};
 use super::timeline::{Outcome, SlowSpan};
 use super::{check_n, check_reachable, parse_secs, parse_target, run_on_executor, svg};
@@ -47,8 +49,8 @@ pub struct BenchConfig {
     pub n: u32,
     pub svg: Option<PathBuf>,
     pub json: bool,
-    /// Show the progress line (stderr is a terminal, or `--progress`).
-    pub progress: bool,
+    /// How progress is shown on stderr (rewritten, plain lines, or not).
+    pub progress: Progress,
     /// Per request, connect included.
     pub timeout: Duration,
 }
@@ -73,7 +75,7 @@ impl TryFrom<&crate::cli::BenchArgs> for BenchConfig {
             n: check_n(args.n)?,
             svg: args.svg.clone(),
             json: args.json,
-            progress: args.progress || std::io::stderr().is_terminal(),
+            progress: Progress::choose(args.quiet, args.progress, std::io::stderr().is_terminal()),
             timeout: parse_secs("--timeout", &args.timeout)?,
         })
     }
@@ -253,27 +255,17 @@ async fn slow_loop(run: Rc<Run>, lane: usize) {
     }
 }
 
-/// The `\r`-rewritten progress line on stderr, once a second.
+/// Shows progress until the end of the run (see `progress.rs`).
 async fn progress(run: Rc<Run>) {
-    let mut last_fast = 0;
-    for tick in 1u32.. {
-        let at = run.start + Duration::from_secs(u64::from(tick));
-        if at >= run.end {
-            break;
-        }
-        glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
+    let counts = || {
         let rec = run.rec.borrow();
-        let fast = rec.fast.completed();
-        eprint!(
-            "\r{:>6.1} s  fast {:>9} req/s  slow done {:>6}  errors {:>6} ",
-            run.start.elapsed().as_secs_f64(),
-            fast - last_fast,
-            rec.slow.completed(),
-            rec.fast.failed() + rec.slow.failed()
-        );
-        let _ = std::io::stderr().flush();
-        last_fast = fast;
-    }
+        Counts {
+            fast_done: rec.fast.completed(),
+            slow_done: rec.slow.completed(),
+            errors: rec.fast.failed() + rec.slow.failed(),
+        }
+    };
+    progress::show(run.config.progress, run.start, run.end, counts).await;
 }
 
 /// `io_cores[].{core, requests}` from the target's `/stats`.
@@ -315,16 +307,11 @@ async fn drive(config: BenchConfig) -> Outcomes {
     for index in 0..run.config.connections {
         tasks.push(glommio::spawn_local(fast_loop(run.clone(), index)));
     }
-    if run.config.progress {
-        tasks.push(glommio::spawn_local(progress(run.clone())));
-    }
+    tasks.push(glommio::spawn_local(progress(run.clone())));
     for task in tasks {
         task.await;
     }
     let elapsed = start.elapsed();
-    if run.config.progress {
-        eprintln!();
-    }
     let cores = match before {
         Ok(before) => fetch_stats(&run.config.target)
             .await
@@ -369,7 +356,7 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<ExitCode> {
     };
     if let (Some(mut file), Some(path)) = (svg_file, &config.svg) {
         let (title, summary) = report.svg_heading();
-        let picture = svg::render(&rec.timeline, &title, &summary);
+        let picture = svg::render(&rec.timeline, &title, &summary, &report.verdict());
         file.write_all(picture.as_bytes())
             .with_context(|| format!("cannot write --svg {}", path.display()))?;
     }

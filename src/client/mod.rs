@@ -14,9 +14,11 @@
 //! - `http.rs` (+ `response.rs`, the parser): one keep-alive connection with
 //!   a reusable buffer and a per-request deadline.
 //! - `load.rs` (+ `load_summary.rs`) and `bench.rs` (+ `report.rs`): the
-//!   commands and their text/JSON reports.
+//!   commands and their text/JSON reports; `progress.rs`, bench's
+//!   progress lines on stderr.
 //! - `histogram.rs`, `timeline.rs`, `svg.rs` (+ `svg_layers.rs`): recording
-//!   latencies, what happened when, and drawing it.
+//!   latencies, what happened when, and drawing it; `verdict.rs`, the
+//!   one-sentence answer written on the picture.
 //!
 //! Everything runs on one unpinned glommio executor with one task per
 //! connection: the client needs no more than one core to drive well over
@@ -29,11 +31,13 @@ pub mod histogram;
 pub mod http;
 mod load;
 mod load_summary;
+mod progress;
 mod report;
 pub mod response;
 mod svg;
 mod svg_layers;
 mod timeline;
+mod verdict;
 
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
