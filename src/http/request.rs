@@ -172,10 +172,18 @@ fn incomplete(window: &[u8]) -> Result<Option<(RequestHead, usize)>, ParseError>
 /// The request line: from the end of leading blank lines to its '\n'.
 /// Returns (line without its '\n', whether the '\n' has arrived).
 fn request_line(window: &[u8]) -> (&[u8], bool) {
-    let lead = window
-        .iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count();
+    // Blank lines as httparse skips them: LF or CRLF. A CR before anything
+    // but LF starts the line (httparse calls it a bad line ending); a CR at
+    // the very end may still become CRLF.
+    let mut lead = 0;
+    loop {
+        match window.get(lead..).unwrap_or_default() {
+            [b'\n', ..] => lead += 1,
+            [b'\r', b'\n', ..] => lead += 2,
+            [b'\r'] => break lead += 1,
+            _ => break,
+        }
+    }
     let line = window.get(lead..).unwrap_or_default();
     match line.iter().position(|&b| b == b'\n') {
         Some(end) => (line.get(..end).unwrap_or_default(), true),
@@ -586,6 +594,18 @@ mod tests {
                 RequestHead::parse(&bad.as_bytes()[..cut]).map(|_| ()),
                 Err(ParseError::Malformed(
                     "malformed request: method longer than 32 bytes"
+                )),
+                "cut at {cut}"
+            );
+        }
+        // A lone CR before the line is httparse's bad line ending, however
+        // long the method after it (a fuzz finding, cut byte by byte).
+        let lone_cr = format!("\r\n\r{} / HTTP/1.1\r\n\r\n", "P".repeat(40));
+        for cut in 4..lone_cr.len() {
+            assert_eq!(
+                RequestHead::parse(&lone_cr.as_bytes()[..cut]).map(|_| ()),
+                Err(ParseError::Malformed(
+                    "malformed request: invalid line ending"
                 )),
                 "cut at {cut}"
             );
