@@ -120,6 +120,20 @@ pub struct ServeArgs {
     pub max_job_body: String,
 }
 
+/// What each slow request sends besides its path: `load` and `bench` alike.
+#[derive(Debug, Clone, Args)]
+pub struct SlowBodyArgs {
+    /// Method of the slow requests. Default is GET, or POST when a body is given.
+    #[arg(long, value_name = "METHOD")]
+    pub method: Option<String>,
+    /// Send this file as the body of every slow request (e.g. --slow-path gzip).
+    #[arg(long, value_name = "FILE", conflicts_with = "body_size")]
+    pub body_file: Option<std::path::PathBuf>,
+    /// Send a generated body of this many bytes (K, M or G suffix) with every slow request.
+    #[arg(long, value_name = "BYTES")]
+    pub body_size: Option<String>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
     /// Server to call (HOST:PORT). Default is 127.0.0.1:8888.
@@ -136,7 +150,8 @@ pub struct LoadArgs {
         hide_default_value = true
     )]
     pub fast: usize,
-    /// Route for slow requests: slow_threaded (offloaded) or slow (inline). Default is slow_threaded.
+    /// Route for slow requests: slow_threaded (offloaded), slow (inline), or any route of the
+    /// server, e.g. gzip with a body. Default is slow_threaded.
     #[arg(
         long,
         value_name = "PATH",
@@ -152,6 +167,8 @@ pub struct LoadArgs {
         hide_default_value = true
     )]
     pub n: u32,
+    #[command(flatten)]
+    pub body: SlowBodyArgs,
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
@@ -189,7 +206,8 @@ pub struct BenchArgs {
     /// Concurrent /slow_threaded requests kept in flight. Default is 2.
     #[arg(long, value_name = "S", default_value_t = 2, hide_default_value = true)]
     pub slow_concurrency: usize,
-    /// Route for slow requests: slow_threaded or slow. Default is slow_threaded.
+    /// Route for slow requests: slow_threaded, slow, or any route of the server (e.g. gzip with
+    /// a body). Default is slow_threaded.
     #[arg(
         long,
         value_name = "PATH",
@@ -205,6 +223,8 @@ pub struct BenchArgs {
         hide_default_value = true
     )]
     pub n: u32,
+    #[command(flatten)]
+    pub body: SlowBodyArgs,
     /// Write a timeline picture of the run to FILE.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<std::path::PathBuf>,

@@ -226,3 +226,35 @@ fn bench_off_a_terminal_prints_plain_progress_lines_unless_quiet() {
     );
     assert!(out.contains("fast"), "the report still comes: {out}");
 }
+
+/// `load` drives a body route: POST /gzip with a generated upload; the
+/// binary answers are summed up, not printed raw.
+#[test]
+fn load_drives_a_body_route() {
+    let server = TestServer::start();
+    let target = server.addr.to_string();
+    let (code, out, err) = heavylift(&[
+        "load",
+        "--target",
+        &target,
+        "--slow-path",
+        "gzip",
+        "--body-size",
+        "200K",
+        "--slow",
+        "2",
+        "--fast",
+        "5",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Scheduling: http://") && out.contains("/gzip?id=0"),
+        "{out}"
+    );
+    assert_eq!(out.matches(" bytes of binary body>").count(), 2, "{out}");
+    let stats = server.stats();
+    assert_eq!(stats["jobs"]["completed"], 2, "{stats}");
+    let (code, _, err) = heavylift(&["load", "--target", &target, "--method", "post"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--method"), "{err}");
+}

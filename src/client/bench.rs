@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::http::{get_request, ClientError, Connection, Response};
+use super::http::{get_request, request, ClientError, Connection, Response};
 use super::progress::{self, Counts, Progress};
 use super::report::{parse_stats, per_core, CoreRate, Recorder, Report};
 use super::timeline::{Outcome, SlowSpan};
 use super::{check_n, check_reachable, parse_secs, parse_target, run_on_executor, svg};
-use super::{SlowPath, Target, MAX_CONNECTIONS};
+use super::{SlowBody, SlowPath, Target, MAX_CONNECTIONS};
 
 /// How long a slow loop waits after a 503 before its next request.
 const PAUSE_AFTER_503: Duration = Duration::from_millis(100);
@@ -47,6 +47,8 @@ pub struct BenchConfig {
     pub slow_concurrency: usize,
     pub slow_path: SlowPath,
     pub n: u32,
+    /// Method and body of the slow requests.
+    pub slow_body: SlowBody,
     pub svg: Option<PathBuf>,
     pub json: bool,
     /// How progress is shown on stderr (rewritten, plain lines, or not).
@@ -72,6 +74,7 @@ impl TryFrom<&crate::cli::BenchArgs> for BenchConfig {
             connections: args.connections,
             slow_concurrency: args.slow_concurrency,
             slow_path: SlowPath::parse(&args.slow_path)?,
+            slow_body: SlowBody::from_args(&args.body)?,
             n: check_n(args.n)?,
             svg: args.svg.clone(),
             json: args.json,
@@ -224,12 +227,21 @@ async fn slow_loop(run: Rc<Run>, lane: usize) {
             break;
         };
         let id = run.next_slow_id.replace(run.next_slow_id.get() + 1);
-        let path = format!("/{}?id={id}&n={}", config.slow_path.as_str(), config.n);
-        let request = get_request(&config.target.host, &path);
-        let expected = format!("slow result {id} <--- ");
+        let path = config.slow_path.target(id, config.n);
+        let slow = &config.slow_body;
+        let request = request(&slow.method, &config.target.host, &path, &slow.body);
+        let expected = config.slow_path.expected_body(id);
         let start = run.start.elapsed();
         let result = c.request(&request, budget).await;
-        let (outcome, detail) = classify(result, |b| b.starts_with(expected.as_bytes()), cut);
+        let (outcome, detail) = classify(
+            result,
+            |b| {
+                expected
+                    .as_ref()
+                    .is_none_or(|e| b.starts_with(e.as_bytes()))
+            },
+            cut,
+        );
         let end = if outcome == Outcome::Unfinished {
             config.duration
         } else {

@@ -249,7 +249,7 @@ impl Report<'_> {
     pub fn verdict(&self) -> Verdict {
         let slow = SlowLoad {
             loops: self.config.slow_concurrency,
-            path: self.config.slow_path,
+            path: self.config.slow_path.clone(),
             done: self.rec.slow.ok(),
         };
         Verdict::judge(&self.rec.fast, &slow)

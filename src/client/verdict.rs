@@ -38,7 +38,7 @@ pub struct SlowLoad {
 impl Verdict {
     pub fn judge(fast: &KindStats, slow: &SlowLoad) -> Verdict {
         let fast_p99 = (fast.ok() > 0).then(|| fast.latency.percentile(99.0));
-        let load = match (slow.loops, slow.path) {
+        let load = match (slow.loops, &slow.path) {
             (0, _) => "with no slow load".to_string(),
             (n, SlowPath::Threaded) => format!(
                 "while {n} slow loop{} kept the compute cores busy ({} jobs done)",
@@ -47,6 +47,11 @@ impl Verdict {
             ),
             (n, SlowPath::Inline) => format!(
                 "while {n} slow loop{} blocked the I/O core with /slow ({} jobs done)",
+                plural(n),
+                slow.done
+            ),
+            (n, SlowPath::Route(path)) => format!(
+                "while {n} slow loop{} kept /{path} busy ({} answered)",
                 plural(n),
                 slow.done
             ),
