@@ -40,11 +40,17 @@ use crate::stats::Stats;
 /// it (RFC 9110 section 9.1: a general-purpose server supports GET and HEAD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Method {
+    /// GET (RFC 9110 section 9.3.1), and HEAD with it.
     Get,
+    /// POST (9.3.3): an upload for the route to process.
     Post,
+    /// PUT (9.3.4).
     Put,
+    /// DELETE (9.3.5).
     Delete,
+    /// PATCH (RFC 5789).
     Patch,
+    /// OPTIONS on a path (9.3.7); `OPTIONS *` is every router's.
     Options,
 }
 
@@ -78,6 +84,7 @@ impl Method {
 
 /// What a handler sees of a request.
 pub struct Request<'a> {
+    /// The parsed head: method, target, version, header fields.
     pub head: &'a RequestHead,
     /// Path parameters, percent-decoded, in pattern order.
     pub params: &'a [(String, String)],
@@ -161,6 +168,7 @@ pub enum Work {
 /// [`inline`].
 #[derive(Clone)]
 pub struct Handler {
+    /// What runs, and where.
     pub work: Work,
     /// Checked when the head arrives (jobs only); see [`CheckFn`].
     pub check: Option<CheckFn>,
@@ -216,9 +224,11 @@ impl Handler {
 /// One registered route.
 #[derive(Clone)]
 pub struct Route {
+    /// The method it answers (GET also answers HEAD).
     pub method: Method,
     /// The pattern as registered, e.g. `/users/{id}`.
     pub path: String,
+    /// Its work and policy.
     pub handler: Handler,
 }
 
@@ -229,8 +239,11 @@ pub enum Resolved<'a> {
     Answer(Option<usize>, Response),
     /// This route serves the request; `index` is its registration order.
     Route {
+        /// Registration order, the index of `Router::routes` and of metrics.
         index: usize,
+        /// The route itself.
         route: &'a Route,
+        /// Path parameters, percent-decoded, in pattern order.
         params: Vec<(String, String)>,
     },
 }

@@ -136,7 +136,10 @@ fn target_forms_and_bytes() {
         server.addr,
         b"OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
     );
-    assert!(text.contains("\r\nAllow: GET, HEAD, POST, OPTIONS\r\n"), "{text}");
+    assert!(
+        text.contains("\r\nAllow: GET, HEAD, POST, OPTIONS\r\n"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -17,7 +17,9 @@ use super::{ParseError, MAX_HEADERS, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES};
 /// The HTTP versions spoken; anything else is refused with 505 or 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// HTTP/1.0: closes after each answer unless it asks for keep-alive.
     Http10,
+    /// HTTP/1.1: keep-alive unless `Connection: close`; Host required.
     Http11,
 }
 
@@ -43,6 +45,7 @@ pub struct RequestHead {
     pub target: String,
     /// The target's form (origin, absolute or `*`), checked by URI grammar.
     pub form: TargetForm,
+    /// The request's HTTP version.
     pub version: Version,
     /// Whether the connection stays open after the response: 1.1 unless
     /// `Connection: close`; 1.0 only with `Connection: keep-alive`.

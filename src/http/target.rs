@@ -26,7 +26,10 @@ pub enum TargetForm {
     Origin,
     /// `scheme://authority/path?query`: the path starts at byte `path_at`
     /// (it may be empty, which means `/`).
-    Absolute { path_at: usize },
+    Absolute {
+        /// Byte offset of the path in the target.
+        path_at: usize,
+    },
     /// `*` of `OPTIONS *`.
     Asterisk,
 }

@@ -121,17 +121,21 @@ pub struct Job {
     pub id: u64,
     /// Results-mesh consumer index of the I/O core that waits.
     pub reply_to: usize,
+    /// Decides, once, how the job ended; shared with the waiting request.
     pub cancel: CancelToken,
     /// The route's index in its router (`Router::routes`).
     pub route: usize,
     /// The route's job.
     pub run: JobFn,
+    /// The request, as plain data.
     pub input: JobInput,
 }
 
 /// The message on the results mesh (compute core -> I/O core).
 pub struct Done {
+    /// The job's id, as the `Job` carried it.
     pub id: u64,
+    /// How it ended.
     pub outcome: JobOutcome,
 }
 
