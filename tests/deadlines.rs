@@ -71,3 +71,31 @@ fn a_bad_deadline_is_400_and_nothing_runs() {
         "only the good one ran: {stats}"
     );
 }
+
+/// Per-job accounting in the JSON answer: `queued_seconds` (dispatch to
+/// start) and `cpu_seconds` (the compute thread's CPU clock).
+#[test]
+fn answers_say_how_long_the_job_queued_and_its_cpu_time() {
+    let server = TestServer::start();
+    let json = [("Accept", "application/json")];
+    let first = std::thread::spawn({
+        let addr = server.addr;
+        move || get(addr, "/slow_threaded?id=a&n=12000", &json)
+    });
+    wait_for_stats(&server, 10, |s| s["compute_cores"][0]["running"] == true);
+    let second = get(server.addr, "/slow_threaded?id=b&n=200", &json);
+    let first = first.join().expect("first request");
+    let doc = |r: &Reply| -> serde_json::Value { serde_json::from_slice(&r.body).expect("JSON") };
+    let (a, b) = (doc(&first), doc(&second));
+    let secs =
+        |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    // The job's CPU time is real and never more than its own wall time.
+    assert!(secs(&a, "cpu_seconds") > 0.0, "{a}");
+    assert!(secs(&a, "cpu_seconds") <= secs(&a, "seconds") + 0.01, "{a}");
+    // The second waited behind the first: most of the first's run time.
+    assert!(secs(&a, "queued_seconds") < 1.0, "{a}");
+    assert!(
+        secs(&b, "queued_seconds") >= secs(&a, "seconds") * 0.3,
+        "queued {b} behind {a}"
+    );
+}

@@ -366,6 +366,7 @@ impl Connection {
             compute_core: self.core.cpu,
             cancel: &cancel,
             shared_core: false,
+            queued: Duration::ZERO,
         };
         match run_caught(|| job(input, &ctx)) {
             Ok(Ok(response)) => response,
