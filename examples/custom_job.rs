@@ -57,15 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpus = CoreLayout::usable_cpus();
     let layout = CoreLayout::resolve(&cpus, None, None, None)?;
     let config = ServeConfig::new("127.0.0.1:8899".parse()?, layout);
-    let server = Server::start(config, router)?;
-    println!(
-        "listening on http://{}; Ctrl-C to stop",
-        server.local_addr()
-    );
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])?;
-    signals.forever().next();
-    server.stop();
-    server.join()?;
+    println!("listening on http://{}; Ctrl-C to stop", config.listen);
+    Server::run_until_signal(config, router)?;
     Ok(())
 }
 

@@ -111,9 +111,9 @@ record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RUNS"; }
 logcmd() { printf '%s\n' "$(printf '%q ' "$@")" >>"$CMDS"; }
 cmd() { logcmd "$@"; "$@"; }
 
-BIN=$ROOT/target/release/heavylift
 log "building (release)"
-cmd cargo build --release --quiet
+logcmd scripts/release-bin.sh
+BIN=$(scripts/release-bin.sh)
 cmd cargo bench --bench heavy --no-run --quiet 2>/dev/null
 
 # ---------------------------------------------------------------- machine notes

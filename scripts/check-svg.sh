@@ -10,8 +10,7 @@ mkdir -p "$out"
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
-cargo build --release --quiet
-bin=target/release/heavylift
+bin=$(scripts/release-bin.sh)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$bin" serve --listen "127.0.0.1:$port" --queue-depth 1 --log-level error &
 server=$!

@@ -3,8 +3,7 @@
 # seed's 3 slow + 20 fast (`heavylift load`), stop the server with SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=target/release/heavylift
+bin=$(scripts/release-bin.sh)   # builds it; HEAVYLIFT_BIN=path skips that
 addr=${HEAVYLIFT_ADDR:-127.0.0.1:8888}
 "$bin" serve --listen "$addr" --log-level warn &
 server=$!

@@ -11,7 +11,8 @@
 # --fast N / --slow M   instances for nginx's fast and slow pools (default 1 and 2)
 # --ports               their ports, fast ones first (default: free ports)
 # --dir                 where the logs and the `instances` file go (default: a temp dir)
-# --bin                 the heavylift binary (default: target/release/heavylift)
+# --bin                 the heavylift binary (default: HEAVYLIFT_BIN, else the
+#                       release build, wherever cargo puts it: scripts/release-bin.sh)
 # --cpus                CPUs to lay the instances out on (default: every usable CPU)
 # --fast-args/--slow-args  extra `serve` flags, e.g. --slow-args '--queue-depth 1'
 #
@@ -34,7 +35,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-nfast=1 nslow=2 ports="" dir="" bin=target/release/heavylift cpus="" fast_args="" slow_args=""
+nfast=1 nslow=2 ports="" dir="" bin="" cpus="" fast_args="" slow_args=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --fast) nfast=$2; shift 2 ;;
@@ -51,7 +52,8 @@ while [ $# -gt 0 ]; do
 done
 total=$((nfast + nslow))
 [ "$total" -ge 1 ] || { echo "instances.sh: no instances asked for" >&2; exit 2; }
-[ -x "$bin" ] || { echo "instances.sh: $bin is not built (cargo build --release)" >&2; exit 2; }
+bin=${bin:-$(scripts/release-bin.sh)}
+[ -x "$bin" ] || { echo "instances.sh: $bin is not an executable" >&2; exit 2; }
 dir=${dir:-$(mktemp -d -t heavylift-instances.XXXXXX)}
 mkdir -p "$dir"
 : >"$dir/instances"

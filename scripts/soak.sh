@@ -17,8 +17,7 @@ header_timeout=3
 job_timeout=10
 isolation="${ISOLATION:-thread}"
 
-cargo build --release --quiet
-bin=target/release/heavylift
+bin=$(scripts/release-bin.sh)
 
 # io_uring rings need locked memory: glommio refuses to start below 512 KiB.
 if [ "$(ulimit -l)" != unlimited ] && [ "$(ulimit -l)" -lt 1024 ]; then

@@ -23,11 +23,7 @@ STAGGER_MS=100
 # also bounds how long a stopped instance may take to drain.
 JOB_TIMEOUT=10
 
-bin=${HEAVYLIFT_BIN:-}
-if [ -z "$bin" ]; then
-  cargo build --release --quiet
-  bin=target/release/heavylift
-fi
+bin=$(scripts/release-bin.sh)   # HEAVYLIFT_BIN, or the build's own path
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   apt-get update -qq && apt-get install -y -qq nginx >/dev/null
 fi

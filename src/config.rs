@@ -190,8 +190,6 @@ pub fn resolve_listen(text: &str) -> Result<SocketAddr> {
         .ok_or_else(|| bad("the name resolves to no address".into()))
 }
 
-/// Parses a positive number of seconds, fractions allowed (`0.5`, `30`).
-#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 /// `--max-job-body` when none is given: 16 MiB.
 pub const DEFAULT_MAX_JOB_BODY: u64 = 16 << 20;
 /// The largest byte count a flag takes: bodies are held in memory whole.
@@ -221,6 +219,8 @@ pub fn parse_bytes(flag: &str, text: &str) -> Result<u64> {
     })
 }
 
+/// Parses a positive number of seconds, fractions allowed (`0.5`, `30`).
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub fn parse_seconds(flag: &str, text: &str) -> Result<Duration> {
     let secs: f64 = text
         .trim()

@@ -39,11 +39,43 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Bind { source, .. } => Some(source),
-            _ => None,
+/// No `source()`: each message already says its cause, and `{:#}` (how main
+/// prints errors) would say it a second time ("address already in use: Address
+/// already in use (os error 98)").
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message with its causes, as main prints it (`{:#}` of anyhow).
+    fn shown(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut cause = err.source();
+        while let Some(c) = cause {
+            text = format!("{text}: {c}");
+            cause = c.source();
         }
+        text.to_lowercase()
+    }
+
+    #[test]
+    fn a_bind_error_names_its_cause_once() {
+        let in_use = Error::Bind {
+            addr: "127.0.0.1:8888".into(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        let text = shown(&in_use);
+        assert_eq!(text.matches("in use").count(), 1, "{text}");
+        assert!(
+            text.contains("127.0.0.1:8888") && text.contains("--listen"),
+            "{text}"
+        );
+        let denied = Error::Bind {
+            addr: "127.0.0.1:80".into(),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        let text = shown(&denied);
+        assert_eq!(text.matches("permission denied").count(), 1, "{text}");
     }
 }

@@ -12,6 +12,56 @@
 //!                               └◀──────── results mesh ──────────────┴── compute core 3
 //! ```
 //!
+//! # From a request to a job, in a service of your own
+//!
+//! ```no_run
+//! use heavylift::{fast, offload, CoreLayout, Response, Router, ServeConfig, Server};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let router = Router::new()
+//!     // Answered on the I/O core that read the request: keep it quick.
+//!     .get("/hello/{name}", fast(|req| {
+//!         Response::text(200, format!("hello {}", req.param("name").unwrap_or("")))
+//!     }))
+//!     // Run on a compute core: the job gets the request as plain data.
+//!     .post("/reverse", offload(|input, ctx| {
+//!         let mut out = Vec::with_capacity(input.body.len());
+//!         for chunk in input.body.rchunks(64 * 1024) {
+//!             if ctx.should_stop() {
+//!                 return Err(heavylift::Cancelled); // timed out, or the client left
+//!             }
+//!             out.extend(chunk.iter().rev());
+//!         }
+//!         Ok(Response::bytes(200, "application/octet-stream", out))
+//!     })
+//!     .check(|req| match req.header("content-type") {
+//!         Some(_) => Ok(()),
+//!         None => Err(Response::text(415, "send a Content-Type")),
+//!     })
+//!     .max_body(8 << 20));
+//! let layout = CoreLayout::resolve(&CoreLayout::usable_cpus(), None, None, None)?;
+//! let server = Server::start(ServeConfig::new("127.0.0.1:8080".parse()?, layout), router)?;
+//! server.join()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What happens to `POST /reverse`:
+//! 1. An I/O core reads the head and [`Router::resolve`]s it: 404, 405 (with
+//!    `Allow`) or this route. The route's `check` runs now, and admission:
+//!    if every compute queue is full the answer is 503 with `Retry-After`.
+//!    Either refusal is sent before the body is read (instead of `100
+//!    Continue` when the client asked for one).
+//! 2. The body is read under the route's limit (413 past it; chunked or
+//!    `Content-Length`, every framing byte counted) into one buffer.
+//! 3. The request becomes a [`JobInput`] and moves, without another copy,
+//!    to the least loaded compute core, which runs the job under
+//!    `catch_unwind` (a panic is a 500).
+//! 4. The I/O core waits without blocking: the job timeout answers 504, a
+//!    client that hangs up cancels the job; [`JobContext::should_stop`] turns
+//!    both into `Err(Cancelled)` at the job's next check.
+//! 5. The [`Response`] comes back and is written in request order.
+//!
 //! # Layout
 //! - Request path: `server::io_core` accepts -> `server::connection` reads and
 //!   parses (`http`) -> `router` picks a handler (`routes` holds the seed's) ->
@@ -35,7 +85,7 @@
 //! The library alone is the server engine. What only the `heavylift` binary
 //! needs sits behind cargo features, all on by default:
 //! - `cli`: the binary's raw command-line flags (`heavylift::cli`, clap) and what its
-//!   `main` uses (env_logger, signal-hook, anyhow);
+//!   `main` uses (env_logger, anyhow);
 //! - `client`: `heavylift load` and `heavylift bench` (`heavylift::client`,
 //!   hdrhistogram; implies `cli`, whose flags it takes);
 //! - `seed`: the seed's routes (`heavylift::routes`) and its bignum job

@@ -43,25 +43,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log_level)?;
-    let mut config = ServeConfig::try_from(args)?;
-    let fds = raise_fd_limit(config.max_connections);
-    let room = fds.saturating_sub(FD_RESERVE).max(1);
-    if room < config.max_connections {
-        log::warn!(
-            "--max-connections {} is more than the open-files limit ({fds}) allows; using {room} (raise it with ulimit -n)",
-            config.max_connections
-        );
-        config.max_connections = room;
-    }
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
-        .context("cannot install signal handlers")?;
+    let config = ServeConfig::try_from(args)?;
     let router = routes::seed_router_for(config.max_job_body, config.isolation);
-    let server = Server::start(config, router)?;
-    if let Some(signal) = signals.forever().next() {
-        log::info!("signal {signal} received: closing listeners, finishing in-flight requests");
-    }
-    server.stop();
-    server.join()?;
+    Server::run_until_signal(config, router)?;
     log::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -75,33 +59,4 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
         .format_timestamp_millis()
         .try_init()
         .context("cannot set up logging")
-}
-
-/// File descriptors kept for listeners, rings, eventfds and logs, beyond connections.
-const FD_RESERVE: usize = 64;
-
-/// Lifts the soft open-files limit towards the hard one so --max-connections
-/// can be reached; returns the soft limit in force afterwards.
-fn raise_fd_limit(max_connections: usize) -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain getrlimit/setrlimit on local structs.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return usize::MAX;
-        }
-        let want = (max_connections.saturating_add(FD_RESERVE) as u64).min(lim.rlim_max);
-        if lim.rlim_cur < want {
-            let raised = libc::rlimit {
-                rlim_cur: want,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim = raised;
-            }
-        }
-    }
-    usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
 }

@@ -40,11 +40,18 @@ use crate::stats::Stats;
 /// it (RFC 9110 section 9.1: a general-purpose server supports GET and HEAD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Method {
+    /// GET (RFC 9110 section 9.3.1), and HEAD with it.
     Get,
+    /// POST (9.3.3): an upload for the route to process.
     Post,
+    /// PUT (9.3.4).
     Put,
+    /// DELETE (9.3.5).
     Delete,
+    /// PATCH (RFC 5789).
     Patch,
+    /// OPTIONS on a path (9.3.7); `OPTIONS *` is every router's.
+    Options,
 }
 
 impl Method {
@@ -56,6 +63,7 @@ impl Method {
             Method::Put => "PUT",
             Method::Delete => "DELETE",
             Method::Patch => "PATCH",
+            Method::Options => "OPTIONS",
         }
     }
 
@@ -68,6 +76,7 @@ impl Method {
             "PUT" => Method::Put,
             "DELETE" => Method::Delete,
             "PATCH" => Method::Patch,
+            "OPTIONS" => Method::Options,
             _ => return None,
         })
     }
@@ -75,6 +84,7 @@ impl Method {
 
 /// What a handler sees of a request.
 pub struct Request<'a> {
+    /// The parsed head: method, target, version, header fields.
     pub head: &'a RequestHead,
     /// Path parameters, percent-decoded, in pattern order.
     pub params: &'a [(String, String)],
@@ -121,7 +131,7 @@ pub fn job_input(
     io_core: usize,
 ) -> JobInput {
     JobInput {
-        method: head.method.clone(),
+        method: head.method.to_string(),
         path: head.path().to_owned(),
         params,
         query: head.query().to_owned(),
@@ -158,6 +168,7 @@ pub enum Work {
 /// [`inline`].
 #[derive(Clone)]
 pub struct Handler {
+    /// What runs, and where.
     pub work: Work,
     /// Checked when the head arrives (jobs only); see [`CheckFn`].
     pub check: Option<CheckFn>,
@@ -213,9 +224,11 @@ impl Handler {
 /// One registered route.
 #[derive(Clone)]
 pub struct Route {
+    /// The method it answers (GET also answers HEAD).
     pub method: Method,
     /// The pattern as registered, e.g. `/users/{id}`.
     pub path: String,
+    /// Its work and policy.
     pub handler: Handler,
 }
 
@@ -226,8 +239,11 @@ pub enum Resolved<'a> {
     Answer(Option<usize>, Response),
     /// This route serves the request; `index` is its registration order.
     Route {
+        /// Registration order, the index of `Router::routes` and of metrics.
         index: usize,
+        /// The route itself.
         route: &'a Route,
+        /// Path parameters, percent-decoded, in pattern order.
         params: Vec<(String, String)>,
     },
 }
@@ -339,6 +355,12 @@ impl Router {
         self.route(Method::Patch, path, handler)
     }
 
+    /// `route(Method::Options, ..)`: `OPTIONS` on this path (`OPTIONS *`
+    /// is answered by every router).
+    pub fn options(self, path: &str, handler: Handler) -> Router {
+        self.route(Method::Options, path, handler)
+    }
+
     /// The first registration error (a conflict), if any.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
@@ -388,9 +410,8 @@ impl Router {
 
     /// `Allow` of `OPTIONS *`: every method some route takes, HEAD and OPTIONS.
     fn server_methods(&self) -> String {
-        let mut allow = allow_header(self.routes.iter().map(|r| r.method));
-        allow.push_str(", OPTIONS");
-        allow
+        let all = self.routes.iter().map(|r| r.method);
+        allow_header(all.chain([Method::Options]))
     }
 
     /// Metric labels in route order: the path without its leading `/`,

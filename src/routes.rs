@@ -12,7 +12,7 @@ use crate::http::query::{parse_id, parse_n, query_param};
 use crate::http::Response;
 use crate::jobs::gzip::{gzip, parse_level};
 use crate::jobs::heavy::{heavy_lifting, HeavyReport};
-use crate::jobs::{Cancelled, JobContext, JobInput};
+use crate::jobs::{thread_cpu_time, Cancelled, JobContext, JobInput};
 use crate::router::{fast, inline, offload, Request, Router};
 
 /// The router the `heavylift` binary serves under thread isolation;
@@ -214,13 +214,19 @@ pub fn heavy_job(input: &JobInput, ctx: &JobContext<'_>) -> Result<Response, Can
     let (Ok(id), Ok(n)) = (parse_id(&input.query), parse_n(&input.query)) else {
         return Ok(Response::text(400, "bad id or n"));
     };
+    let cpu_start = thread_cpu_time();
     let report = heavy_lifting(n, || ctx.should_stop())?;
+    let timing = JobTiming {
+        queued: ctx.queued,
+        cpu: thread_cpu_time().saturating_sub(cpu_start),
+    };
     Ok(render_heavy(
         &id,
         &report,
         input.accepts_json(),
         input.io_core,
         ctx.compute_core,
+        timing,
     ))
 }
 
@@ -229,21 +235,36 @@ fn failing_job(input: &JobInput, _ctx: &JobContext<'_>) -> Result<Response, Canc
     panic!("heavy_lifting failed on purpose for id {id}")
 }
 
-/// `slow result X <--- S.SSS s`, or the contract's JSON document.
+/// Where a job's time went: waiting in its queue, and on the CPU.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobTiming {
+    /// From dispatch to start.
+    pub queued: std::time::Duration,
+    /// The job's own CPU time (the compute thread's CPU clock).
+    pub cpu: std::time::Duration,
+}
+
+/// `slow result X <--- S.SSS s`, or the contract's JSON document (with
+/// `queued_seconds` and `cpu_seconds`, six decimals).
 pub fn render_heavy(
     id: &str,
     r: &HeavyReport,
     json: bool,
     io_core: usize,
     compute_core: usize,
+    timing: JobTiming,
 ) -> Response {
     if json {
         let id = serde_json::Value::from(id);
         Response::json(
             200,
             format!(
-                "{{\"id\": {id}, \"n\": {}, \"seconds\": {:.3}, \"digits\": {}, \"io_core\": {io_core}, \"compute_core\": {compute_core}}}",
-                r.n, r.seconds, r.digits
+                "{{\"id\": {id}, \"n\": {}, \"seconds\": {:.3}, \"digits\": {}, \"io_core\": {io_core}, \"compute_core\": {compute_core}, \"queued_seconds\": {:.6}, \"cpu_seconds\": {:.6}}}",
+                r.n,
+                r.seconds,
+                r.digits,
+                timing.queued.as_secs_f64(),
+                timing.cpu.as_secs_f64()
             ),
         )
     } else {
@@ -288,6 +309,7 @@ mod tests {
             compute_core: 0,
             cancel: &token,
             shared_core: false,
+            queued: std::time::Duration::ZERO,
         };
         let r = crash_job(&input, &ctx).unwrap();
         assert_eq!(r.status, 400);
@@ -300,9 +322,13 @@ mod tests {
             digits: 6,
             seconds: 0.0123,
         };
-        let text = render_heavy("a b", &r, false, 0, 1);
+        let timing = JobTiming {
+            queued: std::time::Duration::from_micros(1500),
+            cpu: std::time::Duration::from_millis(12),
+        };
+        let text = render_heavy("a b", &r, false, 0, 1, timing);
         assert_eq!(text.body, b"slow result a b <--- 0.012 s");
-        let json = render_heavy("q\"", &r, true, 0, 1);
+        let json = render_heavy("q\"", &r, true, 0, 1, timing);
         let v: serde_json::Value = serde_json::from_slice(&json.body).unwrap();
         assert_eq!(v["id"], "q\"");
         assert_eq!(v["n"], 10);
@@ -310,5 +336,7 @@ mod tests {
         assert_eq!(v["io_core"], 0);
         assert_eq!(v["compute_core"], 1);
         assert!((v["seconds"].as_f64().unwrap() - 0.012).abs() < 1e-9);
+        assert!((v["queued_seconds"].as_f64().unwrap() - 0.0015).abs() < 1e-9);
+        assert!((v["cpu_seconds"].as_f64().unwrap() - 0.012).abs() < 1e-9);
     }
 }

@@ -156,6 +156,18 @@ fn bench_reports_percentiles_and_draws_a_timeline() {
         "{doc}"
     );
     let picture = std::fs::read_to_string(&svg).expect("the SVG was written");
+    // See: #11. The picture says its verdict and draws the p99.
+    assert!(
+        picture.contains(r#"<text class="verdict pass""#)
+            && picture.contains("Verdict: every fast request answered, fast p99 "),
+        "no verdict in the SVG"
+    );
+    assert!(picture.contains("while 1 slow loop kept the compute cores busy"));
+    assert!(picture.contains(r#"<line class="p99""#), "no p99 line");
+    assert!(
+        !picture.contains("fast failures"),
+        "an empty failure strip is labelled"
+    );
     assert!(
         picture.starts_with("<?xml") || picture.starts_with("<svg"),
         "{}",
@@ -173,4 +185,76 @@ fn bench_reports_percentiles_and_draws_a_timeline() {
     let _ = std::fs::remove_dir_all(&dir);
     let stats = wait_for_stats(&server, 10, identity_holds);
     assert!(identity_holds(&stats));
+}
+
+// See: #11. Off a terminal (a CI log, nohup) bench used to print nothing
+// until the end.
+#[test]
+fn bench_off_a_terminal_prints_plain_progress_lines_unless_quiet() {
+    let server = TestServer::start();
+    let target = server.addr.to_string();
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "--target",
+            &target,
+            "--duration",
+            "2.5",
+            "--connections",
+            "2",
+            "--slow-concurrency",
+            "1",
+            "--n",
+            "300",
+        ];
+        args.extend_from_slice(extra);
+        heavylift(&args)
+    };
+    // stderr is a pipe here, as in a CI log.
+    let (code, out, err) = bench(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("bench: ")).collect();
+    assert!(!lines.is_empty(), "no progress line on stderr: {err:?}");
+    assert!(lines[0].contains("req/s"), "{lines:?}");
+    assert!(!err.contains('\r'), "a rewritten line in a log: {err:?}");
+
+    let (code, out, err) = bench(&["--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        !err.contains("req/s"),
+        "--quiet still printed progress: {err:?}"
+    );
+    assert!(out.contains("fast"), "the report still comes: {out}");
+}
+
+/// `load` drives a body route: POST /gzip with a generated upload; the
+/// binary answers are summed up, not printed raw.
+#[test]
+fn load_drives_a_body_route() {
+    let server = TestServer::start();
+    let target = server.addr.to_string();
+    let (code, out, err) = heavylift(&[
+        "load",
+        "--target",
+        &target,
+        "--slow-path",
+        "gzip",
+        "--body-size",
+        "200K",
+        "--slow",
+        "2",
+        "--fast",
+        "5",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Scheduling: http://") && out.contains("/gzip?id=0"),
+        "{out}"
+    );
+    assert_eq!(out.matches(" bytes of binary body>").count(), 2, "{out}");
+    let stats = server.stats();
+    assert_eq!(stats["jobs"]["completed"], 2, "{stats}");
+    let (code, _, err) = heavylift(&["load", "--target", &target, "--method", "post"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--method"), "{err}");
 }

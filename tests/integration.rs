@@ -6,6 +6,7 @@ mod util;
 mod bodies;
 mod cli;
 mod client;
+mod deadlines;
 mod hostile_bytes;
 mod http_conformance;
 mod isolation;

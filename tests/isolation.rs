@@ -446,6 +446,14 @@ fn process_mode_serves_every_offloaded_route_as_thread_mode_does() {
     let v: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
     let stats = server.stats();
     assert_eq!(v["compute_core"], stats["compute_cores"][0]["core"], "{v}");
+    // queued_seconds crosses the boundary in the Job frame; cpu_seconds is
+    // the worker thread's own CPU clock.
+    let cpu = v["cpu_seconds"].as_f64().expect("cpu_seconds");
+    let queued = v["queued_seconds"].as_f64().expect("queued_seconds");
+    assert!(
+        cpu > 0.0 && cpu < 5.0 && (0.0..5.0).contains(&queued),
+        "{v}"
+    );
     assert_eq!(server.get("/spin?id=q&secs=0.1").status, 200);
     assert!(identity_holds(&server.stats()));
 }

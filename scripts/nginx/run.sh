@@ -60,6 +60,7 @@ awk -v listen="$listen" -v fast="$fast" -v slow="$slow" -v rt="$read_timeout" '
   }
   /# @listen$/      { sub(/listen [^;]+/, "listen " listen) }
   /# @job-timeout$/ { sub(/proxy_read_timeout [^;]+/, "proxy_read_timeout " rt "s") }
+  /# @deadline$/    { sub(/expected-rq-timeout-ms [0-9]+/, "expected-rq-timeout-ms " (rt - 1) * 1000) }
   /# @fast$/        { servers($0, fast, "fast"); next }
   /# @slow$/        { servers($0, slow, "slow"); next }
   { print }

@@ -9,8 +9,9 @@
 //! unfinished, not as an error. Failures never abort the run: a 503 makes
 //! its slow loop pause briefly ([`PAUSE_AFTER_503`]), a connection error
 //! makes the loop reconnect with a bounded exponential backoff. `/stats` is
-//! read before and after for per-I/O-core counts; `report.rs` prints the
-//! result and `svg.rs` draws it.
+//! read before and after for per-I/O-core counts; `progress.rs` shows the
+//! run on stderr meanwhile, `report.rs` prints the result and `svg.rs`
+//! draws it.
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -22,11 +23,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::http::{get_request, ClientError, Connection, Response};
+use super::http::{get_request, request, ClientError, Connection, Response};
+use super::progress::{self, Counts, Progress};
 use super::report::{parse_stats, per_core, CoreRate, Recorder, Report};
 use super::timeline::{Outcome, SlowSpan};
 use super::{check_n, check_reachable, parse_secs, parse_target, run_on_executor, svg};
-use super::{SlowPath, Target, MAX_CONNECTIONS};
+use super::{SlowBody, SlowPath, Target, MAX_CONNECTIONS};
 
 /// How long a slow loop waits after a 503 before its next request.
 const PAUSE_AFTER_503: Duration = Duration::from_millis(100);
@@ -45,10 +47,12 @@ pub struct BenchConfig {
     pub slow_concurrency: usize,
     pub slow_path: SlowPath,
     pub n: u32,
+    /// Method and body of the slow requests.
+    pub slow_body: SlowBody,
     pub svg: Option<PathBuf>,
     pub json: bool,
-    /// Show the progress line (stderr is a terminal, or `--progress`).
-    pub progress: bool,
+    /// How progress is shown on stderr (rewritten, plain lines, or not).
+    pub progress: Progress,
     /// Per request, connect included.
     pub timeout: Duration,
 }
@@ -70,10 +74,11 @@ impl TryFrom<&crate::cli::BenchArgs> for BenchConfig {
             connections: args.connections,
             slow_concurrency: args.slow_concurrency,
             slow_path: SlowPath::parse(&args.slow_path)?,
+            slow_body: SlowBody::from_args(&args.body)?,
             n: check_n(args.n)?,
             svg: args.svg.clone(),
             json: args.json,
-            progress: args.progress || std::io::stderr().is_terminal(),
+            progress: Progress::choose(args.quiet, args.progress, std::io::stderr().is_terminal()),
             timeout: parse_secs("--timeout", &args.timeout)?,
         })
     }
@@ -222,12 +227,21 @@ async fn slow_loop(run: Rc<Run>, lane: usize) {
             break;
         };
         let id = run.next_slow_id.replace(run.next_slow_id.get() + 1);
-        let path = format!("/{}?id={id}&n={}", config.slow_path.as_str(), config.n);
-        let request = get_request(&config.target.host, &path);
-        let expected = format!("slow result {id} <--- ");
+        let path = config.slow_path.target(id, config.n);
+        let slow = &config.slow_body;
+        let request = request(&slow.method, &config.target.host, &path, &slow.body);
+        let expected = config.slow_path.expected_body(id);
         let start = run.start.elapsed();
         let result = c.request(&request, budget).await;
-        let (outcome, detail) = classify(result, |b| b.starts_with(expected.as_bytes()), cut);
+        let (outcome, detail) = classify(
+            result,
+            |b| {
+                expected
+                    .as_ref()
+                    .is_none_or(|e| b.starts_with(e.as_bytes()))
+            },
+            cut,
+        );
         let end = if outcome == Outcome::Unfinished {
             config.duration
         } else {
@@ -253,27 +267,17 @@ async fn slow_loop(run: Rc<Run>, lane: usize) {
     }
 }
 
-/// The `\r`-rewritten progress line on stderr, once a second.
+/// Shows progress until the end of the run (see `progress.rs`).
 async fn progress(run: Rc<Run>) {
-    let mut last_fast = 0;
-    for tick in 1u32.. {
-        let at = run.start + Duration::from_secs(u64::from(tick));
-        if at >= run.end {
-            break;
-        }
-        glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
+    let counts = || {
         let rec = run.rec.borrow();
-        let fast = rec.fast.completed();
-        eprint!(
-            "\r{:>6.1} s  fast {:>9} req/s  slow done {:>6}  errors {:>6} ",
-            run.start.elapsed().as_secs_f64(),
-            fast - last_fast,
-            rec.slow.completed(),
-            rec.fast.failed() + rec.slow.failed()
-        );
-        let _ = std::io::stderr().flush();
-        last_fast = fast;
-    }
+        Counts {
+            fast_done: rec.fast.completed(),
+            slow_done: rec.slow.completed(),
+            errors: rec.fast.failed() + rec.slow.failed(),
+        }
+    };
+    progress::show(run.config.progress, run.start, run.end, counts).await;
 }
 
 /// `io_cores[].{core, requests}` from the target's `/stats`.
@@ -315,16 +319,11 @@ async fn drive(config: BenchConfig) -> Outcomes {
     for index in 0..run.config.connections {
         tasks.push(glommio::spawn_local(fast_loop(run.clone(), index)));
     }
-    if run.config.progress {
-        tasks.push(glommio::spawn_local(progress(run.clone())));
-    }
+    tasks.push(glommio::spawn_local(progress(run.clone())));
     for task in tasks {
         task.await;
     }
     let elapsed = start.elapsed();
-    if run.config.progress {
-        eprintln!();
-    }
     let cores = match before {
         Ok(before) => fetch_stats(&run.config.target)
             .await
@@ -369,7 +368,7 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<ExitCode> {
     };
     if let (Some(mut file), Some(path)) = (svg_file, &config.svg) {
         let (title, summary) = report.svg_heading();
-        let picture = svg::render(&rec.timeline, &title, &summary);
+        let picture = svg::render(&rec.timeline, &title, &summary, &report.verdict());
         file.write_all(picture.as_bytes())
             .with_context(|| format!("cannot write --svg {}", path.display()))?;
     }

@@ -26,7 +26,21 @@ const INITIAL_BUFFER: usize = 8 * 1024;
 
 /// Builds the bytes of `GET {path}` for `host`, to be sent any number of times.
 pub fn get_request(host: &str, path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: heavylift\r\n\r\n").into_bytes()
+    request("GET", host, path, &[])
+}
+
+/// Builds the bytes of `{method} {path}` for `host` with `body`
+/// (`Content-Length` unless a GET or HEAD without one).
+pub fn request(method: &str, host: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: heavylift\r\n")
+            .into_bytes();
+    if !body.is_empty() || !matches!(method, "GET" | "HEAD") {
+        bytes.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    bytes.extend_from_slice(b"\r\n");
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 /// Why an exchange failed; bench counts these by kind.

@@ -14,10 +14,10 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::http::{get_request, ClientError, Connection};
+use super::http::{get_request, request, ClientError, Connection};
 use super::load_summary::{summary_text, to_json, Finished, Kind};
 use super::{check_n, check_reachable, parse_secs, parse_target};
-use super::{run_on_executor, SlowPath, Target, MAX_CONNECTIONS};
+use super::{run_on_executor, SlowBody, SlowPath, Target, MAX_CONNECTIONS};
 use anyhow::bail;
 
 /// `load`'s validated flags.
@@ -28,6 +28,8 @@ pub struct LoadConfig {
     pub fast: usize,
     pub slow_path: SlowPath,
     pub n: u32,
+    /// Method and body of the slow requests.
+    pub slow_body: SlowBody,
     pub json: bool,
     /// Per request, connect included.
     pub timeout: Duration,
@@ -49,6 +51,7 @@ impl TryFrom<&crate::cli::LoadArgs> for LoadConfig {
             slow: args.slow,
             fast: args.fast,
             slow_path: SlowPath::parse(&args.slow_path)?,
+            slow_body: SlowBody::from_args(&args.body)?,
             n: check_n(args.n)?,
             json: args.json,
             timeout: parse_secs("--timeout", &args.timeout)?,
@@ -59,7 +62,7 @@ impl TryFrom<&crate::cli::LoadArgs> for LoadConfig {
 /// The path of request `id`: slow ones come first.
 fn path_of(config: &LoadConfig, kind: Kind, id: usize) -> String {
     match kind {
-        Kind::Slow => format!("/{}?id={id}&n={}", config.slow_path.as_str(), config.n),
+        Kind::Slow => config.slow_path.target(id, config.n),
         Kind::Fast => format!("/fast?id={id}"),
     }
 }
@@ -98,7 +101,14 @@ pub fn run(config: &LoadConfig) -> anyhow::Result<ExitCode> {
         let start = Instant::now();
         let mut tasks = Vec::with_capacity(plan.len());
         for (kind, id) in plan {
-            let request = get_request(&cfg.target.host, &path_of(&cfg, kind, id));
+            let path = path_of(&cfg, kind, id);
+            let request = match kind {
+                Kind::Slow => {
+                    let slow = &cfg.slow_body;
+                    request(&slow.method, &cfg.target.host, &path, &slow.body)
+                }
+                Kind::Fast => get_request(&cfg.target.host, &path),
+            };
             let (addr, timeout, json, sink) =
                 (cfg.target.addr, cfg.timeout, cfg.json, sink.clone());
             tasks.push(glommio::spawn_local(async move {
@@ -146,11 +156,12 @@ async fn send_one(
     let r = conn
         .request(request, timeout.saturating_sub(t0.elapsed()))
         .await?;
-    Ok((
-        r.status,
-        r.reason.to_string(),
-        String::from_utf8_lossy(r.body).into_owned(),
-    ))
+    // A binary answer (a gzip, an image) is summed up, not printed.
+    let body = std::str::from_utf8(r.body).map_or_else(
+        |_| format!("<{} bytes of binary body>", r.body.len()),
+        str::to_owned,
+    );
+    Ok((r.status, r.reason.to_string(), body))
 }
 
 fn finish(

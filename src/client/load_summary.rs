@@ -318,6 +318,7 @@ mod tests {
             fast: 1,
             slow_path: SlowPath::Threaded,
             n: 2000,
+            slow_body: crate::client::SlowBody::none(),
             json: true,
             timeout: Duration::from_secs(60),
         };

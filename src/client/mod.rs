@@ -14,9 +14,11 @@
 //! - `http.rs` (+ `response.rs`, the parser): one keep-alive connection with
 //!   a reusable buffer and a per-request deadline.
 //! - `load.rs` (+ `load_summary.rs`) and `bench.rs` (+ `report.rs`): the
-//!   commands and their text/JSON reports.
+//!   commands and their text/JSON reports; `progress.rs`, bench's
+//!   progress lines on stderr.
 //! - `histogram.rs`, `timeline.rs`, `svg.rs` (+ `svg_layers.rs`): recording
-//!   latencies, what happened when, and drawing it.
+//!   latencies, what happened when, and drawing it; `verdict.rs`, the
+//!   one-sentence answer written on the picture.
 //!
 //! Everything runs on one unpinned glommio executor with one task per
 //! connection: the client needs no more than one core to drive well over
@@ -29,11 +31,13 @@ pub mod histogram;
 pub mod http;
 mod load;
 mod load_summary;
+mod progress;
 mod report;
 pub mod response;
 mod svg;
 mod svg_layers;
 mod timeline;
+mod verdict;
 
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -103,29 +107,115 @@ pub fn parse_target(text: &str) -> anyhow::Result<Target> {
 }
 
 /// `--slow-path`: which route the slow requests take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SlowPath {
     /// `/slow_threaded`: the job runs on a compute core.
     Threaded,
     /// `/slow`: the job blocks the I/O core (the baseline).
     Inline,
+    /// Any other route of the server (`gzip`, `slow_py`, ...), without its
+    /// leading `/`; its 2xx answers count as done whatever their body.
+    Route(String),
 }
 
 impl SlowPath {
     pub fn parse(text: &str) -> anyhow::Result<SlowPath> {
-        match text.trim().trim_start_matches('/') {
-            "slow_threaded" => Ok(SlowPath::Threaded),
-            "slow" => Ok(SlowPath::Inline),
-            _ => bail!("bad --slow-path {text:?}: expected slow_threaded or slow"),
-        }
+        let path = text.trim().trim_start_matches('/');
+        let fits = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b);
+        Ok(match path {
+            "slow_threaded" => SlowPath::Threaded,
+            "slow" => SlowPath::Inline,
+            "fast" => bail!("bad --slow-path fast: that is the route the fast requests take"),
+            _ if !path.is_empty() && path.bytes().all(fits) => SlowPath::Route(path.to_owned()),
+            _ => bail!(
+                "bad --slow-path {text:?}: expected slow_threaded, slow or a route such as gzip"
+            ),
+        })
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             SlowPath::Threaded => "slow_threaded",
             SlowPath::Inline => "slow",
+            SlowPath::Route(path) => path,
         }
     }
+
+    /// The request target of slow request `id`.
+    pub fn target(&self, id: impl std::fmt::Display, n: u32) -> String {
+        format!("/{}?id={id}&n={n}", self.as_str())
+    }
+
+    /// The body a 2xx answer starts with when the route is the seed's.
+    pub fn expected_body(&self, id: impl std::fmt::Display) -> Option<String> {
+        match self {
+            SlowPath::Threaded | SlowPath::Inline => Some(format!("slow result {id} <--- ")),
+            SlowPath::Route(_) => None,
+        }
+    }
+}
+
+/// `--method`, `--body-file`, `--body-size`: what every slow request sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlowBody {
+    pub method: String,
+    /// Shared by every slow request; empty for none.
+    pub body: std::sync::Arc<[u8]>,
+}
+
+impl SlowBody {
+    /// Reads the flags: a method of 1 to 32 upper-case letters (default GET,
+    /// or POST with a body), and a body from a file or generated.
+    pub fn from_args(args: &crate::cli::SlowBodyArgs) -> anyhow::Result<SlowBody> {
+        let body: Vec<u8> = match (&args.body_file, &args.body_size) {
+            (Some(file), _) => std::fs::read(file)
+                .with_context(|| format!("bad --body-file {}: cannot read it", file.display()))?,
+            (None, Some(size)) => {
+                let n = crate::config::parse_bytes("--body-size", size)?;
+                generated_body(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+            (None, None) => Vec::new(),
+        };
+        let has_body = args.body_file.is_some() || args.body_size.is_some();
+        let method = args
+            .method
+            .clone()
+            .unwrap_or_else(|| if has_body { "POST" } else { "GET" }.to_owned());
+        if method.is_empty() || method.len() > 32 || !method.bytes().all(|b| b.is_ascii_uppercase())
+        {
+            bail!("bad --method {method:?}: expected an HTTP method such as GET or POST");
+        }
+        Ok(SlowBody {
+            method,
+            body: body.into(),
+        })
+    }
+
+    /// A plain GET.
+    pub fn none() -> SlowBody {
+        SlowBody {
+            method: "GET".into(),
+            body: std::sync::Arc::from(Vec::new()),
+        }
+    }
+}
+
+/// `len` bytes of log-like text: compressible, as real uploads are.
+fn generated_body(len: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(len);
+    let mut line = 0u64;
+    while body.len() < len {
+        body.extend_from_slice(
+            format!(
+                "{line:08} heavylift load line, level=info, bytes={}\n",
+                line * 7919 % 104_729
+            )
+            .as_bytes(),
+        );
+        line += 1;
+    }
+    body.truncate(len);
+    body
 }
 
 /// Checks `--n` against the server's bounds.
@@ -232,8 +322,55 @@ mod tests {
             SlowPath::Threaded
         );
         assert!(SlowPath::parse("fast").is_err());
+        assert_eq!(
+            SlowPath::parse("/gzip").unwrap(),
+            SlowPath::Route("gzip".into())
+        );
+        assert_eq!(
+            SlowPath::parse("gzip").unwrap().target(3, 10),
+            "/gzip?id=3&n=10"
+        );
+        for bad in ["", "/", "a b", "a?b", "a#b", "caf\u{e9}"] {
+            assert!(SlowPath::parse(bad).is_err(), "{bad:?}");
+        }
         assert!(check_n(0).is_err() && check_n(20_001).is_err());
         assert_eq!(check_n(20_000).unwrap(), 20_000);
+    }
+
+    #[test]
+    fn slow_bodies() {
+        let args = |method: Option<&str>, size: Option<&str>| crate::cli::SlowBodyArgs {
+            method: method.map(str::to_owned),
+            body_file: None,
+            body_size: size.map(str::to_owned),
+        };
+        let none = SlowBody::from_args(&args(None, None)).unwrap();
+        assert_eq!((none.method.as_str(), none.body.len()), ("GET", 0));
+        let sized = SlowBody::from_args(&args(None, Some("100K"))).unwrap();
+        assert_eq!(
+            (sized.method.as_str(), sized.body.len()),
+            ("POST", 100 << 10)
+        );
+        assert!(sized.body.starts_with(b"00000000 heavylift"));
+        let put = SlowBody::from_args(&args(Some("PUT"), Some("1"))).unwrap();
+        assert_eq!((put.method.as_str(), &put.body[..]), ("PUT", &b"0"[..]));
+        for (method, size) in [
+            (Some("get"), None),
+            (Some(""), None),
+            (None, Some("0")),
+            (None, Some("x")),
+        ] {
+            assert!(
+                SlowBody::from_args(&args(method, size)).is_err(),
+                "{method:?} {size:?}"
+            );
+        }
+        let missing = crate::cli::SlowBodyArgs {
+            method: None,
+            body_file: Some("/nonexistent/body".into()),
+            body_size: None,
+        };
+        assert!(SlowBody::from_args(&missing).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::bench::BenchConfig;
 use super::histogram::Histogram;
 use super::timeline::{Outcome, SlowSpan, Timeline};
+use super::verdict::{SlowLoad, Verdict};
 use super::{fmt_ms, json_ms};
 
 /// Failures of one kind of request.
@@ -104,7 +105,7 @@ pub struct KindStats {
 }
 
 impl KindStats {
-    fn record(&mut self, outcome: Outcome, latency: Duration, detail: Option<String>) {
+    pub(super) fn record(&mut self, outcome: Outcome, latency: Duration, detail: Option<String>) {
         match outcome {
             Outcome::Ok => self.latency.record(latency),
             Outcome::Unfinished => self.unfinished += 1,
@@ -244,6 +245,16 @@ impl Report<'_> {
         (title, format!("{setup}\n{}", self.summary_line()))
     }
 
+    /// The run's verdict, for the SVG.
+    pub fn verdict(&self) -> Verdict {
+        let slow = SlowLoad {
+            loops: self.config.slow_concurrency,
+            path: self.config.slow_path.clone(),
+            done: self.rec.slow.ok(),
+        };
+        Verdict::judge(&self.rec.fast, &slow)
+    }
+
     /// The numbers in one line.
     pub fn summary_line(&self) -> String {
         let (f, s) = (&self.rec.fast, &self.rec.slow);
@@ -315,6 +326,7 @@ impl Report<'_> {
         if let Some(path) = &self.config.svg {
             let _ = writeln!(out, "timeline: {}", path.display());
         }
+        let _ = writeln!(out, "{}", self.verdict().text());
         out
     }
 

@@ -6,8 +6,10 @@
 //! Below it, one row per slow loop: each slow request is a bar from the
 //! moment it was sent to its answer; 503s, 504s and other failures get a
 //! mark each (red, orange, purple), abandoned requests a dashed grey bar.
-//! A title with the target and the summary, axis ticks and a legend make
-//! it readable on its own. Everything comes from a [`Timeline`], whose
+//! A title with the target, the verdict (fast p99 under the slow load, and
+//! whether every fast request was answered, green or red) and the summary,
+//! the run's fast p99 as a dashed line across the panel, axis ticks and a
+//! legend make it readable on its own. Everything comes from a [`Timeline`], whose
 //! aggregation keeps the file well under 1 MiB for any run length. Text is
 //! XML-escaped; the output is well-formed XML. This file draws the frame
 //! (heading, scales, axes, legend); `svg_layers.rs` draws the data.
@@ -15,25 +17,29 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::svg_layers::{fast_band, fast_marks, slow_lane};
-use super::timeline::Timeline;
+use super::svg_layers::{fast_band, fast_marks, p99_line, slow_lane};
+use super::timeline::{MarkClass, Timeline};
+use super::verdict::Verdict;
 
 const WIDTH: f64 = 1000.0;
 pub(super) const LEFT: f64 = 80.0;
 pub(super) const RIGHT: f64 = 970.0;
 /// Fast panel, top and bottom.
-const PANEL_TOP: f64 = 116.0;
-const PANEL_BOTTOM: f64 = 400.0;
+const PANEL_TOP: f64 = 136.0;
+const PANEL_BOTTOM: f64 = 420.0;
 /// The strip of fast failure marks above the panel.
-pub(super) const STRIP_TOP: f64 = 90.0;
+pub(super) const STRIP_TOP: f64 = 110.0;
 /// The slow lane starts here; its rows share this much height at most.
-pub(super) const LANE_TOP: f64 = 436.0;
+pub(super) const LANE_TOP: f64 = 456.0;
 const LANE_MAX_HEIGHT: f64 = 160.0;
 const ROW_MAX_HEIGHT: f64 = 16.0;
 
 const STYLE: &str = "text{font-family:sans-serif;font-size:12px;fill:#222}\
 .title{font-size:16px;font-weight:bold}.sub{font-size:12px;fill:#444}\
 .grid{stroke:#ddd;stroke-width:1}.axis{stroke:#444;stroke-width:1}\
+.verdict{font-size:15px;font-weight:bold}.pass{fill:#1a7f37}.fail{fill:#c62828}\
+.load{font-size:13px;font-weight:normal;fill:#222}\
+.p99{stroke:#c62828;stroke-width:1.5;stroke-dasharray:6,3}.p99-label{fill:#c62828}\
 .band{fill:#9ecae1;opacity:0.7}.p50{fill:none;stroke:#08519c;stroke-width:1.5}\
 .dot{fill:#08519c}.slow-ok{fill:#41ab5d;stroke:white;stroke-width:0.5}.slow-fail{fill:#fcbba1}\
 .unfinished{fill:#d9d9d9;stroke:#737373;stroke-dasharray:3,2}\
@@ -115,9 +121,9 @@ fn tick_step(total: f64) -> f64 {
         .unwrap_or(10.0 * mag)
 }
 
-/// Renders the timeline; `title` is the heading and `summary` (up to two
-/// lines, split at `\n`) goes under it.
-pub fn render(timeline: &Timeline, title: &str, summary: &str) -> String {
+/// Renders the timeline; `title` is the heading, `verdict` the line under it
+/// and `summary` (up to two lines, split at `\n`) goes below that.
+pub fn render(timeline: &Timeline, title: &str, summary: &str, verdict: &Verdict) -> String {
     let sc = Scales::new(timeline);
     let lanes = timeline.lanes.max(1);
     let row = (LANE_MAX_HEIGHT / lanes as f64).min(ROW_MAX_HEIGHT);
@@ -133,13 +139,17 @@ pub fn render(timeline: &Timeline, title: &str, summary: &str) -> String {
 <style>{STYLE}</style>
 <rect x="0" y="0" width="{WIDTH}" height="{height:.0}" fill="white"/>
 <text class="title" x="{LEFT}" y="24">{}</text>
+<text class="verdict {}" x="{LEFT}" y="46">{} <tspan class="load">{}</tspan></text>
 "#,
         escape(title),
         escape(title),
+        if verdict.passed { "pass" } else { "fail" },
+        escape(&verdict.headline),
+        escape(&verdict.load),
     );
-    // At most two lines under the title.
+    // At most two lines under the verdict.
     let mut lines = summary.splitn(2, '\n');
-    for y in [44, 62] {
+    for y in [66, 84] {
         if let Some(line) = lines.next() {
             let line = line.replace('\n', " ");
             let _ = writeln!(
@@ -149,8 +159,11 @@ pub fn render(timeline: &Timeline, title: &str, summary: &str) -> String {
             );
         }
     }
-    axes(&mut s, &sc, lane_bottom);
+    axes(&mut s, &sc, lane_bottom, has_fast_failures(timeline));
     fast_band(&mut s, &sc, timeline);
+    if let Some(p99) = verdict.fast_p99 {
+        p99_line(&mut s, &sc, p99);
+    }
     fast_marks(&mut s, &sc, timeline);
     slow_lane(&mut s, &sc, timeline, row);
     legend(&mut s, legend_y);
@@ -158,7 +171,14 @@ pub fn render(timeline: &Timeline, title: &str, summary: &str) -> String {
     s
 }
 
-fn axes(s: &mut String, sc: &Scales, lane_bottom: f64) {
+fn has_fast_failures(timeline: &Timeline) -> bool {
+    timeline
+        .buckets
+        .iter()
+        .any(|b| MarkClass::ALL.into_iter().any(|c| b.fast_failed(c) > 0))
+}
+
+fn axes(s: &mut String, sc: &Scales, lane_bottom: f64, fast_failures: bool) {
     // Latency decades, and 2 and 5 between them when there are few decades.
     let steps: &[f64] = if sc.hi_log - sc.lo_log <= 2.0 {
         &[1.0, 2.0, 5.0]
@@ -211,22 +231,29 @@ fn axes(s: &mut String, sc: &Scales, lane_bottom: f64) {
         r#"<line class="axis" x1="{LEFT}" y1="{PANEL_BOTTOM}" x2="{RIGHT}" y2="{PANEL_BOTTOM}"/><line class="axis" x1="{LEFT}" y1="{PANEL_TOP}" x2="{LEFT}" y2="{PANEL_BOTTOM}"/>
 <text x="{:.0}" y="{:.1}" text-anchor="middle">time since start (s)</text>
 <text x="16" y="{:.1}" transform="rotate(-90 16 {:.1})" text-anchor="middle">fast latency (ms, log)</text>
-<text x="{:.0}" y="{:.1}" text-anchor="end">fast failures</text>
 <text x="{LEFT}" y="{:.1}">slow requests, one row per slow loop</text>"#,
         (LEFT + RIGHT) / 2.0,
         lane_bottom + 34.0,
         (PANEL_TOP + PANEL_BOTTOM) / 2.0,
         (PANEL_TOP + PANEL_BOTTOM) / 2.0,
-        LEFT - 6.0,
-        STRIP_TOP + 12.0,
         LANE_TOP - 6.0
     );
+    // The strip's label only when it has marks to explain.
+    if fast_failures {
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.0}" y="{:.1}" text-anchor="end">fast failures</text>"#,
+            LEFT - 6.0,
+            STRIP_TOP + 12.0
+        );
+    }
 }
 
 fn legend(s: &mut String, y: f64) {
-    let items: [(&str, &str); 7] = [
+    let items: [(&str, &str); 8] = [
         ("band", "fast p50 to max per bucket"),
         ("p50", "fast p50"),
+        ("p99", "fast p99 of the run"),
         ("slow-ok", "slow request (2xx)"),
         ("unfinished", "slow, abandoned at the end"),
         ("mark-503", "503 overloaded"),
@@ -239,10 +266,10 @@ fn legend(s: &mut String, y: f64) {
         if i == 4 {
             (x, y) = (LEFT, y + 18.0);
         }
-        if class == "p50" {
+        if class == "p50" || class == "p99" {
             let _ = write!(
                 s,
-                r#"<line class="legend p50" x1="{x:.0}" y1="{:.1}" x2="{:.0}" y2="{:.1}"/>"#,
+                r#"<line class="legend {class}" x1="{x:.0}" y1="{:.1}" x2="{:.0}" y2="{:.1}"/>"#,
                 y - 4.0,
                 x + 12.0,
                 y - 4.0
@@ -305,6 +332,15 @@ mod tests {
         assert!(stack.is_empty(), "unclosed: {stack:?}");
     }
 
+    fn verdict(passed: bool, p99: Option<Duration>) -> Verdict {
+        Verdict {
+            headline: format!("Verdict: test <{passed}>"),
+            load: "while busy".into(),
+            passed,
+            fast_p99: p99,
+        }
+    }
+
     fn sample() -> Timeline {
         let mut t = Timeline::new(Duration::from_secs(2), 2);
         for i in 0..2000u64 {
@@ -336,8 +372,15 @@ mod tests {
             &sample(),
             "bench <127.0.0.1:8888> & co",
             "fast: 'p50' \"1 ms\"",
+            &verdict(false, Some(Duration::from_micros(870))),
         );
         assert_well_formed(&svg);
+        assert!(svg.contains(
+            r#"<text class="verdict fail" x="80" y="46">Verdict: test &lt;false&gt; <tspan class="load">while busy</tspan></text>"#
+        ));
+        assert_eq!(svg.matches(r#"class="p99""#).count(), 1, "one p99 line");
+        assert!(svg.contains(">p99 0.87 ms</text>"));
+        assert!(svg.contains(">fast failures</text>"), "the strip has marks");
         assert!(svg.contains("bench &lt;127.0.0.1:8888&gt; &amp; co"));
         // 2 slow 503s + 1 bucket of fast 503s.
         assert_eq!(svg.matches(r#"class="mark-503""#).count(), 3);
@@ -350,8 +393,14 @@ mod tests {
 
     #[test]
     fn empty_run_still_draws() {
-        let svg = render(&Timeline::new(Duration::from_secs(1), 0), "t", "s");
+        let svg = render(
+            &Timeline::new(Duration::from_secs(1), 0),
+            "t",
+            "s",
+            &verdict(false, None),
+        );
         assert_well_formed(&svg);
+        assert!(!svg.contains(r#"class="p99""#), "no p99 without answers");
         assert!(svg.contains("no slow requests"));
         assert!(!svg.contains("class=\"mark-"));
     }
@@ -381,9 +430,38 @@ mod tests {
                 },
             });
         }
-        let svg = render(&t, "long", "run");
+        let svg = render(&t, "long", "run", &verdict(true, Some(ms(2))));
         assert_well_formed(&svg);
         assert!(svg.len() < 1 << 20, "{} bytes", svg.len());
+    }
+
+    #[test]
+    fn a_clean_run_says_pass_and_has_no_failure_strip() {
+        let mut t = Timeline::new(Duration::from_secs(1), 1);
+        for i in 0..500u64 {
+            t.record_fast(ms(i * 2), Duration::from_micros(300 + i), Outcome::Ok);
+        }
+        let svg = render(
+            &t,
+            "t",
+            "s",
+            &verdict(true, Some(Duration::from_micros(790))),
+        );
+        assert_well_formed(&svg);
+        assert!(svg.contains(r#"class="verdict pass""#));
+        assert!(
+            !svg.contains("fast failures"),
+            "no label over an empty strip"
+        );
+        // The p99 line sits inside the fast panel.
+        let y: f64 = svg
+            .split(r#"<line class="p99" x1="80" y1=""#)
+            .nth(1)
+            .unwrap()[..5]
+            .trim_end_matches('"')
+            .parse()
+            .unwrap();
+        assert!((PANEL_TOP..=PANEL_BOTTOM).contains(&y), "p99 at y={y}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The data layers of the `--svg` timeline (the frame, scales and legend
-//! are in `svg.rs`): the fast latency band with its p50 line, the strip of
-//! fast failure marks, and the slow lane with one bar per slow request and
-//! one mark per failed one.
+//! are in `svg.rs`): the fast latency band with its p50 line, the run's
+//! fast p99 line, the strip of fast failure marks, and the slow lane with
+//! one bar per slow request and one mark per failed one.
 
 use std::fmt::Write;
+use std::time::Duration;
 
+use super::fmt_ms;
 use super::svg::{escape, ms, Scales, LANE_TOP, LEFT, RIGHT, STRIP_TOP};
 use super::timeline::{MarkClass, Outcome, SlowSpan, Timeline};
 
@@ -69,6 +71,18 @@ fn p50_segment(s: &mut String, points: &mut Vec<(f64, f64)>) {
         }
     }
     points.clear();
+}
+
+/// The run's fast p99 as a dashed line across the panel, labelled at its right end.
+pub(super) fn p99_line(s: &mut String, sc: &Scales, p99: Duration) {
+    let y = sc.y(ms(p99));
+    let _ = writeln!(
+        s,
+        r#"<line class="p99" x1="{LEFT}" y1="{y:.1}" x2="{RIGHT}" y2="{y:.1}"><title>fast p99 of the run: {p} ms</title></line><text class="p99-label" x="{:.0}" y="{:.1}" text-anchor="end">p99 {p} ms</text>"#,
+        RIGHT - 4.0,
+        y - 4.0,
+        p = fmt_ms(p99)
+    );
 }
 
 pub(super) fn fast_marks(s: &mut String, sc: &Scales, timeline: &Timeline) {

@@ -312,7 +312,7 @@ fn chunk_size_line(line: &[u8], complete: bool) -> Result<Option<u64>, ParseErro
 }
 
 /// `tchar` of RFC 9110 section 5.6.2.
-fn is_tchar(b: u8) -> bool {
+pub(super) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

@@ -64,6 +64,7 @@ impl Default for RequestReader {
 }
 
 impl RequestReader {
+    /// An empty reader with a 4 KiB buffer ([`INITIAL_READ_BUFFER`]).
     pub fn new() -> RequestReader {
         RequestReader {
             buf: vec![0; INITIAL_READ_BUFFER],

@@ -8,13 +8,18 @@
 //! buffer, so its cost is bounded however much a peer sends, and the answer
 //! does not depend on how the bytes were split across reads.
 
+use std::borrow::Cow;
+
+use super::body::is_tchar;
 use super::target::{is_valid_host, parse_target, TargetForm, MAX_METHOD_BYTES};
 use super::{ParseError, MAX_HEADERS, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES};
 
 /// The HTTP versions spoken; anything else is refused with 505 or 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// HTTP/1.0: closes after each answer unless it asks for keep-alive.
     Http10,
+    /// HTTP/1.1: keep-alive unless `Connection: close`; Host required.
     Http11,
 }
 
@@ -33,12 +38,14 @@ pub enum BodyKind {
 /// out of the receive buffer so the buffer can be compacted.
 #[derive(Clone)]
 pub struct RequestHead {
-    /// The method as sent, e.g. "GET" (case-sensitive, per RFC 9110).
-    pub method: String,
+    /// The method as sent, e.g. "GET" (case-sensitive, per RFC 9110); the
+    /// registered methods are borrowed constants, so they cost no allocation.
+    pub method: Cow<'static, str>,
     /// The raw request-target, e.g. "/fast?id=1"; not percent-decoded.
     pub target: String,
     /// The target's form (origin, absolute or `*`), checked by URI grammar.
     pub form: TargetForm,
+    /// The request's HTTP version.
     pub version: Version,
     /// Whether the connection stays open after the response: 1.1 unless
     /// `Connection: close`; 1.0 only with `Connection: keep-alive`.
@@ -122,9 +129,13 @@ impl RequestHead {
         let window = buf.get(..MAX_HEAD_BYTES).unwrap_or(buf);
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
-        match req.parse(window) {
+        let parsed = req.parse(window);
+        // The line's own limits first, whatever httparse made of the rest:
+        // they are all an incomplete head is judged by, so the answer does
+        // not depend on where the bytes were cut (found by the fuzz target).
+        check_request_line(window)?;
+        match parsed {
             Ok(httparse::Status::Complete(consumed)) => {
-                check_request_line(window)?;
                 let mut head = interpret(&req)?;
                 // The field lines: from the first name to the blank line.
                 if let Some(first) = req.headers.first() {
@@ -151,9 +162,9 @@ impl RequestHead {
     }
 }
 
-/// A head not yet complete: wait, unless it can no longer fit the limits.
+/// A head not yet complete (its line already checked): wait, unless it can
+/// no longer fit the limits.
 fn incomplete(window: &[u8]) -> Result<Option<(RequestHead, usize)>, ParseError> {
-    check_request_line(window)?;
     if window.len() >= MAX_HEAD_BYTES {
         // httparse would have said Complete if the head ended in the window.
         return Err(ParseError::HeadTooLarge);
@@ -164,10 +175,18 @@ fn incomplete(window: &[u8]) -> Result<Option<(RequestHead, usize)>, ParseError>
 /// The request line: from the end of leading blank lines to its '\n'.
 /// Returns (line without its '\n', whether the '\n' has arrived).
 fn request_line(window: &[u8]) -> (&[u8], bool) {
-    let lead = window
-        .iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count();
+    // Blank lines as httparse skips them: LF or CRLF. A CR before anything
+    // but LF starts the line (httparse calls it a bad line ending); a CR at
+    // the very end may still become CRLF.
+    let mut lead = 0;
+    loop {
+        match window.get(lead..).unwrap_or_default() {
+            [b'\n', ..] => lead += 1,
+            [b'\r', b'\n', ..] => lead += 2,
+            [b'\r'] => break lead += 1,
+            _ => break,
+        }
+    }
     let line = window.get(lead..).unwrap_or_default();
     match line.iter().position(|&b| b == b'\n') {
         Some(end) => (line.get(..end).unwrap_or_default(), true),
@@ -180,7 +199,9 @@ fn request_line(window: &[u8]) -> (&[u8], bool) {
 /// longer than `MAX_REQUEST_LINE_BYTES`.
 fn check_request_line(window: &[u8]) -> Result<(), ParseError> {
     let (line, complete) = request_line(window);
-    let method = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    // The method is the leading run of token bytes, so a prefix of the line
+    // judges it the same way as the whole line.
+    let method = line.iter().take_while(|&&b| is_tchar(b)).count();
     if method > MAX_METHOD_BYTES {
         return Err(ParseError::Malformed(
             "malformed request: method longer than 32 bytes",
@@ -313,7 +334,7 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
         Version::Http10 => keep_alive_token && !close,
     };
     Ok(RequestHead {
-        method: method.to_owned(),
+        method: known_method(method).map_or_else(|| Cow::Owned(method.to_owned()), Cow::Borrowed),
         target: target.to_owned(),
         form,
         version,
@@ -323,6 +344,14 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
         expects_continue: expects_continue && version == Version::Http11,
         fields: Vec::new(),
     })
+}
+
+/// The methods RFC 9110 section 9 registers, as constants.
+fn known_method(method: &str) -> Option<&'static str> {
+    const KNOWN: [&str; 8] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
+    ];
+    KNOWN.iter().copied().find(|k| *k == method)
 }
 
 /// The non-empty, whitespace-trimmed elements of a comma-separated list.
@@ -560,6 +589,30 @@ mod tests {
         assert_eq!(target(&method(MAX_METHOD_BYTES + 1)), "400");
         // An over-long method is a 400 as soon as it is known, even when the
         // line is also past the target's 414 limit.
+        // Whole or cut, a long method with a bad byte after it is the
+        // method's 400 (a fuzz finding: the reason once depended on the cut).
+        let bad = format!("{}\x01 / HTTP/1.1\r\nHost: t\r\n\r\n", "M".repeat(40));
+        for cut in [33, 40, 41, bad.len()] {
+            assert_eq!(
+                RequestHead::parse(&bad.as_bytes()[..cut]).map(|_| ()),
+                Err(ParseError::Malformed(
+                    "malformed request: method longer than 32 bytes"
+                )),
+                "cut at {cut}"
+            );
+        }
+        // A lone CR before the line is httparse's bad line ending, however
+        // long the method after it (a fuzz finding, cut byte by byte).
+        let lone_cr = format!("\r\n\r{} / HTTP/1.1\r\n\r\n", "P".repeat(40));
+        for cut in 4..lone_cr.len() {
+            assert_eq!(
+                RequestHead::parse(&lone_cr.as_bytes()[..cut]).map(|_| ()),
+                Err(ParseError::Malformed(
+                    "malformed request: invalid line ending"
+                )),
+                "cut at {cut}"
+            );
+        }
         let endless = "M".repeat(MAX_REQUEST_LINE_BYTES * 2);
         assert_eq!(outcome(&endless.as_bytes()[..MAX_METHOD_BYTES]), "none");
         assert_eq!(outcome(&endless.as_bytes()[..=MAX_METHOD_BYTES]), "400");

@@ -111,7 +111,11 @@ impl Response {
         out.extend_from_slice(b"\r\nServer: heavylift\r\nDate: ");
         date::with_date(|d| out.extend_from_slice(d));
         out.extend_from_slice(b"\r\nContent-Type: ");
-        push_field_text(out, &self.content_type);
+        match &self.content_type {
+            // The constants are ours: no CR or LF to look for.
+            Cow::Borrowed(constant) => out.extend_from_slice(constant.as_bytes()),
+            Cow::Owned(chosen) => push_field_text(out, chosen),
+        }
         out.extend_from_slice(b"\r\nContent-Length: ");
         push_decimal(out, self.body.len() as u64);
         out.extend_from_slice(b"\r\n");

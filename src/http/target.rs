@@ -26,7 +26,10 @@ pub enum TargetForm {
     Origin,
     /// `scheme://authority/path?query`: the path starts at byte `path_at`
     /// (it may be empty, which means `/`).
-    Absolute { path_at: usize },
+    Absolute {
+        /// Byte offset of the path in the target.
+        path_at: usize,
+    },
     /// `*` of `OPTIONS *`.
     Asterisk,
 }
@@ -120,9 +123,23 @@ pub fn is_valid_host(value: &[u8]) -> bool {
     port_ok && (host.first() == Some(&b'[') || is_reg_name(host))
 }
 
+/// Bytes of a reg-name other than `%`: unreserved and sub-delims.
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_unreserved(b as u8) || is_sub_delim(b as u8);
+        b += 1;
+    }
+    table
+};
+
 /// `reg-name = *( unreserved / pct-encoded / sub-delims )`; an IPv4 address
 /// is a reg-name too.
 fn is_reg_name(host: &[u8]) -> bool {
+    if host.iter().all(|&b| REG_NAME[usize::from(b)]) {
+        return true; // the common case: no escapes
+    }
     let mut i = 0;
     while let Some(&b) = host.get(i) {
         if b == b'%' {
@@ -131,7 +148,7 @@ fn is_reg_name(host: &[u8]) -> bool {
                 return false;
             }
             i += 3;
-        } else if is_unreserved(b) || is_sub_delim(b) {
+        } else if REG_NAME[usize::from(b)] {
             i += 1;
         } else {
             return false;
@@ -166,11 +183,11 @@ fn is_ip_literal(literal: &[u8]) -> bool {
     std::str::from_utf8(inner).is_ok_and(|s| s.parse::<Ipv6Addr>().is_ok())
 }
 
-fn is_unreserved(b: u8) -> bool {
+const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-fn is_sub_delim(b: u8) -> bool {
+const fn is_sub_delim(b: u8) -> bool {
     matches!(
         b,
         b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='

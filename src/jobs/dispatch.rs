@@ -91,6 +91,7 @@ impl Dispatcher {
             route,
             run,
             input,
+            dispatched: std::time::Instant::now(),
         };
         for (_, _, c) in order {
             // The running job does not count against the depth.

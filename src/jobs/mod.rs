@@ -50,6 +50,8 @@ pub struct JobContext<'a> {
     pub cancel: &'a CancelToken,
     /// True when the compute executor shares its CPU with an I/O executor.
     pub shared_core: bool,
+    /// Time from dispatch to the job's start (zero for inline jobs).
+    pub queued: Duration,
 }
 
 impl JobContext<'_> {
@@ -60,6 +62,23 @@ impl JobContext<'_> {
             std::thread::yield_now();
         }
         self.cancel.is_cancelled()
+    }
+}
+
+/// CPU time of the calling thread (user + system), from its CPU clock
+/// (`CLOCK_THREAD_CPUTIME_ID`). A compute core runs one job at a time, so the
+/// difference across a job is that job's own CPU time, exactly; zero if the
+/// clock cannot be read.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    match (ok, u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
+        (true, Ok(secs), Ok(nanos)) => Duration::new(secs, nanos),
+        _ => Duration::ZERO,
     }
 }
 
@@ -122,17 +141,23 @@ pub struct Job {
     pub id: u64,
     /// Results-mesh consumer index of the I/O core that waits.
     pub reply_to: usize,
+    /// Decides, once, how the job ended; shared with the waiting request.
     pub cancel: CancelToken,
     /// The route's index in its router (`Router::routes`).
     pub route: usize,
     /// The route's job.
     pub run: JobFn,
+    /// The request, as plain data.
     pub input: JobInput,
+    /// When the I/O core queued it (for `JobContext::queued`).
+    pub dispatched: std::time::Instant,
 }
 
 /// The message on the results mesh (compute core -> I/O core).
 pub struct Done {
+    /// The job's id, as the `Job` carried it.
     pub id: u64,
+    /// How it ended.
     pub outcome: JobOutcome,
 }
 

@@ -182,6 +182,7 @@ fn run_job(core: &ComputeCore, job: &Job) -> Option<JobOutcome> {
         compute_core: core.cpu,
         cancel,
         shared_core: core.shared,
+        queued: started.saturating_duration_since(job.dispatched),
     };
     let result = run_caught(|| (job.run)(&job.input, &ctx));
     stats.record_duration(started.elapsed().as_secs_f64());

@@ -72,6 +72,8 @@ enum Plan {
     Route {
         index: usize,
         params: Vec<(String, String)>,
+        /// The caller's deadline (`x-envoy-expected-rq-timeout-ms`), if sent.
+        timeout: Option<Duration>,
     },
     /// This answer, decided when the head arrived (404, 405, a check's 400,
     /// a 503); `route` is for metrics.
@@ -252,6 +254,17 @@ impl Connection {
                     (Some(check), Work::Offload(_) | Work::Inline(_)) => check(&request).err(),
                     _ => None,
                 };
+                let mut timeout = None;
+                let refused = refused.or_else(|| match route.handler.work {
+                    Work::Offload(_) => match expected_timeout(&head) {
+                        Ok(ms) => {
+                            timeout = ms;
+                            None
+                        }
+                        Err(bad) => Some(bad),
+                    },
+                    _ => None,
+                });
                 let refused = refused.or_else(|| match route.handler.work {
                     Work::Offload(_) if !core.dispatcher.has_room() => {
                         Some(core.dispatcher.refuse())
@@ -267,7 +280,15 @@ impl Connection {
                         route.handler.max_body,
                         false,
                     ),
-                    None => (Plan::Route { index, params }, route.handler.max_body, true),
+                    None => (
+                        Plan::Route {
+                            index,
+                            params,
+                            timeout,
+                        },
+                        route.handler.max_body,
+                        true,
+                    ),
                 }
             }
         };
@@ -294,7 +315,11 @@ impl Connection {
         let head_only = head.method == "HEAD";
         let (route, response) = match plan {
             Plan::Answer { route, response } => (route, response),
-            Plan::Route { index, params } => {
+            Plan::Route {
+                index,
+                params,
+                timeout,
+            } => {
                 let route = &core.router.routes()[index];
                 let response = match &route.handler.work {
                     Work::Fast(handler) => handler(&Request {
@@ -310,7 +335,7 @@ impl Connection {
                     }
                     Work::Offload(job) => {
                         let input = job_input(&head, params, body, core.cpu);
-                        match self.offload(index, job.clone(), input).await {
+                        match self.offload(index, job.clone(), input, timeout).await {
                             Some(response) => response,
                             None => return Step::Gone(Closed::ClientGone),
                         }
@@ -341,6 +366,7 @@ impl Connection {
             compute_core: self.core.cpu,
             cancel: &cancel,
             shared_core: false,
+            queued: Duration::ZERO,
         };
         match run_caught(|| job(input, &ctx)) {
             Ok(Ok(response)) => response,
@@ -351,7 +377,13 @@ impl Connection {
 
     /// Sends a job to a compute core and waits for its outcome, the job
     /// timeout, or the client hanging up (`None`: the job is cancelled).
-    async fn offload(&mut self, route: usize, job: JobFn, input: JobInput) -> Option<Response> {
+    async fn offload(
+        &mut self,
+        route: usize,
+        job: JobFn,
+        input: JobInput,
+        timeout: Option<Duration>,
+    ) -> Option<Response> {
         // Answers already encoded should not wait behind the job.
         if self.flush().await.is_err() {
             return None;
@@ -369,7 +401,8 @@ impl Connection {
             id,
             cancel: &cancel,
         };
-        let limit = core.config.job_timeout;
+        // The caller's deadline shortens the job timeout, never lengthens it.
+        let limit = timeout.map_or(core.config.job_timeout, |t| t.min(core.config.job_timeout));
         let deadline = Instant::now() + limit;
         let mut timer_armed = true;
         loop {
@@ -499,6 +532,30 @@ impl Connection {
                 ReadEvent::Eof | ReadEvent::TimedOut | ReadEvent::Failed(_) => return,
             }
         }
+    }
+}
+
+/// The header Envoy sends upstream with the time the caller will wait.
+const EXPECTED_TIMEOUT: &str = "x-envoy-expected-rq-timeout-ms";
+
+/// `x-envoy-expected-rq-timeout-ms: MS` of an offloaded request: the job
+/// timeout becomes min(MS, `--job-timeout`). Absent: `None`. Anything but a
+/// positive whole number of milliseconds: a 400 to send instead.
+fn expected_timeout(head: &RequestHead) -> Result<Option<Duration>, Response> {
+    let Some(value) = head.header(EXPECTED_TIMEOUT) else {
+        return Ok(None);
+    };
+    let ms = (!value.is_empty() && value.iter().all(u8::is_ascii_digit)).then(|| {
+        value.iter().fold(0u64, |n, d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        })
+    });
+    match ms {
+        Some(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
+        _ => Err(Response::text(
+            400,
+            format!("bad {EXPECTED_TIMEOUT}: expected a positive whole number of milliseconds"),
+        )),
     }
 }
 

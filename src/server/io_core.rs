@@ -5,7 +5,14 @@
 //! config, router, counters, the job dispatcher and the shutdown signal. Each
 //! accepted connection becomes a task in the core's `Gate`, so shutdown can wait
 //! for in-flight requests, bounded by the job timeout.
+//!
+//! On shutdown the listener is taken out of LISTEN with a plain `shutdown(2)`
+//! before it is dropped: glommio's accept in flight holds a reference to the
+//! socket until the ring cancels it, which after an exit happens in the
+//! kernel's ring teardown, later. Without it a restart right after a SIGTERM
+//! could still find the old listener on the port.
 
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -68,7 +75,8 @@ impl ConnectionSlot {
 
 /// Accepts until shutdown, then waits for open connections to finish their
 /// in-flight requests (at most the job timeout plus a grace second).
-pub async fn run(core: Rc<IoCore>, listener: TcpListener) {
+/// `listen_fd` is `listener`'s descriptor (glommio does not expose it).
+pub async fn run(core: Rc<IoCore>, listener: TcpListener, listen_fd: RawFd) {
     let gate = Gate::new();
     let mut last_warning: Option<std::time::Instant> = None;
     loop {
@@ -90,6 +98,7 @@ pub async fn run(core: Rc<IoCore>, listener: TcpListener) {
             }
         }
     }
+    stop_listening(listen_fd, core.cpu);
     drop(listener);
     let bound = core.config.job_timeout + Duration::from_secs(1);
     let drained = future::or(async { gate.close().await.is_ok() }, async {
@@ -102,6 +111,19 @@ pub async fn run(core: Rc<IoCore>, listener: TcpListener) {
             "I/O core {}: connections still open after {bound:?}; closing them",
             core.cpu
         );
+    }
+}
+
+/// Takes the listener out of LISTEN at once, whoever else still holds a
+/// reference to it (an io_uring accept), so the port is free for a new
+/// server as soon as this one has exited. Connections still in the backlog,
+/// never accepted, are reset.
+fn stop_listening(listen_fd: RawFd, cpu: usize) {
+    // SAFETY: `listen_fd` is the open listener's descriptor; shutdown(2)
+    // neither closes nor invalidates it.
+    if unsafe { libc::shutdown(listen_fd, libc::SHUT_RDWR) } != 0 {
+        let err = std::io::Error::last_os_error();
+        log::warn!("I/O core {cpu}: shutting the listener down failed: {err}");
     }
 }
 

@@ -9,7 +9,9 @@
 //! the job timeout), compute cores exit once every job channel is closed.
 
 pub mod connection;
+mod fd_limit;
 pub mod io_core;
+mod port_holders;
 pub mod shutdown;
 pub mod timeouts;
 
@@ -18,7 +20,7 @@ use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use glommio::channels::channel_mesh::{MeshBuilder, Partial, Receivers, Role, Senders};
@@ -36,6 +38,7 @@ use crate::jobs::{Done, Job};
 use crate::router::Router;
 use crate::stats::Stats;
 use io_core::IoCore;
+use port_holders::PortUse;
 use shutdown::{relay_stop, wait_for_stop, Shutdown};
 use timeouts::Timeouts;
 
@@ -85,10 +88,11 @@ impl Server {
     /// Starts every executor of `config.layout` serving `router`, and returns
     /// once all of them are ready. Errors (address in use, bad CPU, memlock)
     /// are reported here.
-    pub fn start(config: ServeConfig, router: Router) -> Result<ServerHandle> {
+    pub fn start(mut config: ServeConfig, router: Router) -> Result<ServerHandle> {
         if let Some(conflict) = router.error() {
             return Err(Error::Config(format!("bad router: {conflict}")));
         }
+        config.max_connections = fd_limit::fit_connections(config.max_connections);
         install_panic_hook();
         let layout = config.layout.clone();
         if layout.shared {
@@ -226,7 +230,7 @@ impl Server {
                     }
                     glommio::spawn_local(relay_stop(stop, core.shutdown.clone())).detach();
                     let _ = ready.send(Ok(()));
-                    io_core::run(core.clone(), listener).await;
+                    io_core::run(core.clone(), listener, fd).await;
                     core.dispatcher.close();
                 });
             match spawned {
@@ -341,9 +345,7 @@ fn bind_listeners(addr: SocketAddr, count: usize) -> Result<(SocketAddr, Vec<Raw
         source,
     };
     let domain = Domain::for_address(addr);
-    let probe = Socket::new(domain, Type::STREAM, None).map_err(bind_err)?;
-    probe.set_reuse_address(true).map_err(bind_err)?;
-    probe.bind(&addr.into()).map_err(bind_err)?;
+    let probe = bind_probe(addr).map_err(bind_err)?;
     let resolved = probe
         .local_addr()
         .map_err(bind_err)?
@@ -360,6 +362,53 @@ fn bind_listeners(addr: SocketAddr, count: usize) -> Result<(SocketAddr, Vec<Raw
         fds.push(StdListener::from(socket).into_raw_fd());
     }
     Ok((resolved, fds))
+}
+
+/// How long start-up waits for a listener that no process holds any more
+/// (a server that just exited, its io_uring ring still being torn down) or
+/// for whatever else made the port busy without listening on it.
+const PORT_RELEASE_WAIT: Duration = Duration::from_secs(5);
+/// How often the probe bind is retried meanwhile.
+const PORT_RETRY_EVERY: Duration = Duration::from_millis(50);
+
+/// The plain (no SO_REUSEPORT) bind that proves the address free. "In use"
+/// is final when a process listens there; otherwise (a dying listener, a
+/// socket that only uses the port) it is retried for [`PORT_RELEASE_WAIT`].
+fn bind_probe(addr: SocketAddr) -> std::io::Result<Socket> {
+    let deadline = Instant::now() + PORT_RELEASE_WAIT;
+    loop {
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        probe.set_reuse_address(true)?;
+        let err = match probe.bind(&addr.into()) {
+            Ok(()) => return Ok(probe),
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => err,
+            Err(err) => return Err(err),
+        };
+        let holder = port_holders::port_use(addr);
+        if holder == PortUse::Live || Instant::now() >= deadline {
+            return Err(err);
+        }
+        log::debug!("{addr} is busy without a live listener ({holder:?}); retrying");
+        std::thread::sleep(PORT_RETRY_EVERY);
+    }
+}
+
+impl Server {
+    /// What a service's `main` does: starts serving `router`, blocks until
+    /// SIGINT or SIGTERM, then stops gracefully (listeners close, in-flight
+    /// requests finish within the job timeout) and returns. Errors: those of
+    /// [`Server::start`] and [`ServerHandle::join`], or signal handlers that
+    /// cannot be installed.
+    pub fn run_until_signal(config: ServeConfig, router: Router) -> Result<()> {
+        let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+            .map_err(|e| Error::Executor(format!("cannot install signal handlers: {e}")))?;
+        let server = Server::start(config, router)?;
+        if let Some(signal) = signals.forever().next() {
+            log::info!("signal {signal} received: closing listeners, finishing in-flight requests");
+        }
+        server.stop();
+        server.join()
+    }
 }
 
 impl ServerHandle {

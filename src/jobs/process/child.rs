@@ -81,6 +81,7 @@ struct JobMsg {
     route: u32,
     compute_core: u32,
     shared_core: bool,
+    queued_micros: u64,
     input: JobInput,
 }
 
@@ -127,6 +128,7 @@ fn serve(socket: UnixStream, cancels: UnixStream, router: Router, memory: Option
             route,
             compute_core,
             shared_core,
+            queued_micros,
             input,
         } = frame
         else {
@@ -137,6 +139,7 @@ fn serve(socket: UnixStream, cancels: UnixStream, router: Router, memory: Option
             route,
             compute_core,
             shared_core,
+            queued_micros,
             input,
         };
         let token = CancelToken::new();
@@ -176,6 +179,7 @@ fn run(router: &Router, job: &JobMsg, token: &CancelToken) -> Frame {
         compute_core: job.compute_core as usize,
         cancel: token,
         shared_core: job.shared_core,
+        queued: std::time::Duration::from_micros(job.queued_micros),
     };
     match run_caught(|| run(&job.input, &ctx)) {
         Ok(Ok(response)) => Frame::Done { id, response },

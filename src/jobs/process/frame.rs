@@ -12,7 +12,7 @@
 //!
 //! | kind | frame | direction |
 //! |---|---|---|
-//! | 1 | `Job { id: u64, route: u32, compute_core: u32, shared_core: u8, input }` | supervisor -> worker |
+//! | 1 | `Job { id: u64, route: u32, compute_core: u32, shared_core: u8, queued_micros: u64, input }` | supervisor -> worker |
 //! | 2 | `Cancel { id: u64 }` | supervisor -> worker |
 //! | 3 | `Ready { pid: u32, routes: u32 }` | worker -> supervisor |
 //! | 4 | `Done { id: u64, response }` | worker -> supervisor |
@@ -43,6 +43,8 @@ pub enum Frame {
         route: u32,
         compute_core: u32,
         shared_core: bool,
+        /// Time from dispatch to start, for `JobContext::queued`.
+        queued_micros: u64,
         input: JobInput,
     },
     /// Job `id` is no longer wanted: its `should_stop` turns true.
@@ -104,8 +106,17 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             route,
             compute_core,
             shared_core,
+            queued_micros,
             input,
-        } => write_job(&mut w, *id, *route, *compute_core, *shared_core, input),
+        } => write_job(
+            &mut w,
+            *id,
+            *route,
+            *compute_core,
+            *shared_core,
+            *queued_micros,
+            input,
+        ),
         Frame::Cancel { id } => {
             w.u8(CANCEL);
             w.u64(*id);
@@ -146,19 +157,21 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
 pub fn encode_job(
     id: u64,
     route: u32,
-    compute_core: u32,
-    shared_core: bool,
+    (compute_core, shared_core): (u32, bool),
+    queued_micros: u64,
     input: &JobInput,
     out: &mut Vec<u8>,
 ) {
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
+    let w = &mut Writer(out);
     write_job(
-        &mut Writer(out),
+        w,
         id,
         route,
         compute_core,
         shared_core,
+        queued_micros,
         input,
     );
     let len = (out.len() - start - 4) as u32;
@@ -171,6 +184,7 @@ fn write_job(
     route: u32,
     compute_core: u32,
     shared_core: bool,
+    queued_micros: u64,
     input: &JobInput,
 ) {
     w.u8(JOB);
@@ -178,6 +192,7 @@ fn write_job(
     w.u32(route);
     w.u32(compute_core);
     w.u8(u8::from(shared_core));
+    w.u64(queued_micros);
     w.text(&input.method);
     w.text(&input.path);
     w.len(input.params.len());
@@ -215,6 +230,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> {
             route: r.u32()?,
             compute_core: r.u32()?,
             shared_core: r.u8()? != 0,
+            queued_micros: r.u64()?,
             input: JobInput {
                 method: r.text()?,
                 path: r.text()?,
@@ -345,6 +361,7 @@ mod tests {
                 route: 7,
                 compute_core: 3,
                 shared_core: true,
+                queued_micros: 1234,
                 input: JobInput {
                     method: "POST".into(),
                     path: "/gzip".into(),
@@ -363,6 +380,7 @@ mod tests {
                 route: 0,
                 compute_core: 0,
                 shared_core: false,
+                queued_micros: 0,
                 input: JobInput::default(),
             },
             Frame::Cancel { id: 42 },
@@ -408,11 +426,13 @@ mod tests {
             route,
             compute_core,
             shared_core,
+            queued_micros,
             input,
         } = &frames[0]
         {
             let mut direct = Vec::new();
-            encode_job(*id, *route, *compute_core, *shared_core, input, &mut direct);
+            let core = (*compute_core, *shared_core);
+            encode_job(*id, *route, core, *queued_micros, input, &mut direct);
             let mut via = Vec::new();
             encode(&frames[0], &mut via);
             assert_eq!(direct, via);

@@ -224,11 +224,12 @@ impl Supervisor {
         let all_stats = self.core.stats.clone();
         let stats = &all_stats.compute[self.core.index];
         let mut wire = Vec::with_capacity(job.input.body.len() + 512);
+        let queued = Instant::now().saturating_duration_since(job.dispatched);
         encode_job(
             job.id,
             job.route as u32,
-            self.core.cpu as u32,
-            self.core.shared,
+            (self.core.cpu as u32, self.core.shared),
+            u64::try_from(queued.as_micros()).unwrap_or(u64::MAX),
             &job.input,
             &mut wire,
         );
