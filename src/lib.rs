@@ -74,6 +74,9 @@
 //!   outcome returns to the I/O core's `jobs::pending` table ->
 //!   `jobs::outcome_response` maps it to 200/500/504.
 //!   `jobs::cancel::CancelToken` decides, once, how each job ended.
+//!   Under `--isolation process` the compute executor hands the job (route
+//!   index + input) to its supervised worker process instead
+//!   (`jobs::process`: frames, supervisor, the worker's side).
 //! - Who owns what: each executor owns its sockets, pending table and shutdown
 //!   signal (`Rc`, never shared); `stats::Stats` holds one atomic slot per core,
 //!   written only by that core and read by `/stats` and `/metrics`.
