@@ -12,7 +12,7 @@
 //!
 //! A worker is the server's own binary re-executed (`/proc/self/exe`, same
 //! arguments, [`child::WORKER_ENV`] set): `main` calls
-//! [`serve_if_worker`](child::serve_if_worker) first, which builds the same
+//! [`serve_if_worker`] first, which builds the same
 //! router, so a route index names the same job on both sides. It is a fork
 //! immediately followed by exec, never a fork of the running server; the
 //! worker gets PR_SET_PDEATHSIG(SIGKILL), its own process group and its
