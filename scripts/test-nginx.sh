@@ -113,7 +113,9 @@ def burst(nginx, size, n, stagger_ms, tag):
     busy = [r for r in results if r[0] == 503]
     other = [r for r in results if r[0] not in (200, 503)]
     return {"size": size, "ok": ok, "503": len(busy),
-            "503_retry_after_1": sum(1 for _, ra, _ in busy if ra == "1"),
+            # Retry-After is whole seconds from measured run times: ~1 s jobs
+            # with one queued ahead give 1 or 2 (more on a loaded machine).
+            "503_retry_after_1": sum(1 for _, ra, _ in busy if ra and ra.isdigit() and 1 <= int(ra) <= 5),
             "other": other}
 
 def series(nginx, max_size, n, stagger_ms, tag):
@@ -282,7 +284,7 @@ check "a burst of 4 (the pool's capacity) gets no 503" \
 check "503s start just past the pool's capacity (5)" [ "$two" = 5 ]
 r=$(timeout 30 python3 "$work/check.py" burst "$nginx_addr" 8 "$BURST_N" "$STAGGER_MS" eight || true)
 echo "burst of 8: $r"
-check "a burst of 8 gets 503s, each with Retry-After: 1" \
+check "a burst of 8 gets 503s, each with Retry-After of 1 to 5 s" \
   [ "$(field "$r" 'v["503"] > 0 and v["503"] == v["503_retry_after_1"] and not v["other"]')" = True ]
 r=$(timeout 30 python3 "$work/check.py" burst "$nginx_addr" 4 "$BURST_N" "$STAGGER_MS" after || true)
 echo "burst of 4 right after: $r"
@@ -316,7 +318,7 @@ cat "$work/series-one.out"
 one=$(field "$r" 'v["starts_at"]')
 echo "one slow instance: 503s start at a burst of $one"
 check "503s start just past one instance's capacity (3)" [ "$one" = 3 ]
-check "those 503s carry Retry-After: 1" \
+check "those 503s carry Retry-After of 1 to 5 s" \
   [ "$(field "$r" 'v["last"]["503"] > 0 and v["last"]["503"] == v["last"]["503_retry_after_1"] and not v["last"]["other"]')" = True ]
 a_fast=$(timeout 10 python3 "$work/check.py" accepted "$fast" || echo -1)
 check "the fast instance still accepted no job" [ "$a_fast" -eq 0 ]

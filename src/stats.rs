@@ -44,6 +44,8 @@ pub struct IoCoreStats {
     pub rejected: AtomicU64,
     pub timed_out: AtomicU64,
     pub cancelled: AtomicU64,
+    /// Admission refusals (503) by `jobs::dispatch::REFUSAL_REASONS`.
+    pub refused: [AtomicU64; 2],
     /// `[route][status]` request counts; the last route row is "other" (404s).
     by_route: Vec<[AtomicU64; STATUSES.len()]>,
 }
@@ -119,6 +121,8 @@ pub struct Stats {
     pub compute: Vec<ComputeCoreStats>,
     /// Route labels in router order; requests to unknown paths count as "other".
     pub routes: Vec<String>,
+    /// Expected run times per route and waits per compute core (admission).
+    pub estimates: crate::jobs::estimate::Estimates,
 }
 
 /// Job totals over all cores.
@@ -144,6 +148,7 @@ impl Stats {
                 rejected: AtomicU64::new(0),
                 timed_out: AtomicU64::new(0),
                 cancelled: AtomicU64::new(0),
+                refused: Default::default(),
                 by_route: (0..=routes.len()).map(|_| Default::default()).collect(),
             })
             .collect();
@@ -157,6 +162,7 @@ impl Stats {
             .collect();
         Stats {
             io,
+            estimates: crate::jobs::estimate::Estimates::new(routes.len(), compute_cpus.len()),
             compute,
             routes,
         }
@@ -207,7 +213,8 @@ impl Stats {
         let compute: Vec<_> = self
             .compute
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
                 serde_json::json!({
                     "core": s.cpu.load(Relaxed),
                     "queued": s.queued(),
@@ -219,6 +226,7 @@ impl Stats {
                         pid => pid.into(),
                     },
                     "worker_restarts": s.worker_restarts.load(Relaxed),
+                    "expected_wait_seconds": self.estimates.wait(i).as_secs_f64(),
                     "worker_start_failures": s.worker_start_failures.load(Relaxed),
                 })
             })
@@ -305,6 +313,33 @@ impl Stats {
             ("cancelled", t.cancelled),
         ] {
             let _ = writeln!(out, "heavylift_jobs_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        family(
+            &mut out,
+            "heavylift_admission_refusals_total",
+            "counter",
+            "Jobs answered 503 on arrival, by reason.",
+        );
+        for (i, reason) in crate::jobs::dispatch::REFUSAL_REASONS.iter().enumerate() {
+            let n: u64 = self.io.iter().map(|s| s.refused[i].load(Relaxed)).sum();
+            let _ = writeln!(
+                out,
+                "heavylift_admission_refusals_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        family(
+            &mut out,
+            "heavylift_expected_wait_seconds",
+            "gauge",
+            "Expected wait before a new job starts, per compute core, from measured run times.",
+        );
+        for (i, s) in self.compute.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "heavylift_expected_wait_seconds{{core=\"{}\"}} {}",
+                s.cpu.load(Relaxed),
+                self.estimates.wait(i).as_secs_f64()
+            );
         }
         family(
             &mut out,

@@ -159,7 +159,7 @@ fn refusals_are_decided_before_the_body_is_sent() {
     .unwrap();
     let reply = read_reply(&mut BufReader::new(s), false).expect("503 at once");
     assert_eq!(reply.status, 503);
-    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert!(reply.header("retry-after").is_some());
     drop(busy);
     let stats = wait_for_stats(&server, 10, |s| s["jobs"]["cancelled"] == 2);
     assert_eq!(stats["jobs"]["rejected"], 1, "{stats}");

@@ -99,3 +99,74 @@ fn answers_say_how_long_the_job_queued_and_its_cpu_time() {
         "queued {b} behind {a}"
     );
 }
+
+/// Deadline-aware admission: once run times are known, a job whose deadline
+/// falls before the work queued ahead could finish is answered 503 at once
+/// (and never runs); `Retry-After` grows with that work; a generous
+/// deadline is admitted.
+#[test]
+fn admission_refuses_what_cannot_start_in_time() {
+    // A job timeout far past the queue, so only the caller's deadline binds.
+    let server = TestServer::start_with(|c| c.job_timeout = Duration::from_secs(300));
+    let long = "/slow_threaded?id=w&n=12000";
+    // Teach the estimator what this route's jobs take.
+    assert_eq!(get(server.addr, long, &[]).status, 200);
+    // Five long jobs ahead: seconds of work.
+    let mut ahead = Vec::new();
+    for i in 0..5 {
+        let mut s = connect(server.addr, SLOW);
+        std::io::Write::write_all(
+            &mut s,
+            format!("GET /slow_threaded?id=ahead{i}&n=12000 HTTP/1.1\r\nHost: t\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        ahead.push(s);
+    }
+    wait_for_stats(&server, 10, |s| s["jobs"]["accepted"] == 6);
+    let before = server.stats()["jobs"]["accepted"].clone();
+    let started = Instant::now();
+    let refused = get(
+        server.addr,
+        long,
+        &[("x-envoy-expected-rq-timeout-ms", "500")],
+    );
+    let took = started.elapsed();
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.text().contains("deadline"), "{}", refused.text());
+    assert!(
+        took < Duration::from_secs(2),
+        "at once, not after the queue: {took:?}"
+    );
+    let after: u64 = refused
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((2..=60).contains(&after), "seconds of work ahead: {after}");
+    let stats = server.stats();
+    assert_eq!(
+        stats["jobs"]["accepted"], before,
+        "the refused job never queued: {stats}"
+    );
+    let wait = stats["compute_cores"][0]["expected_wait_seconds"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(wait > 1.0, "{stats}");
+    // A deadline past the queue is admitted (it waits its turn).
+    let generous = get(
+        server.addr,
+        "/slow_threaded?id=g&n=10",
+        &[("x-envoy-expected-rq-timeout-ms", "280000")],
+    );
+    assert_eq!(generous.status, 200, "{}", generous.text());
+    drop(ahead);
+    let metrics = server.get("/metrics").text();
+    let deadline_refusals: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("heavylift_admission_refusals_total{reason=\"deadline\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(deadline_refusals >= 1, "{metrics}");
+    let stats = wait_for_stats(&server, 20, identity_holds);
+    assert!(identity_holds(&stats), "{stats}");
+}

@@ -28,7 +28,12 @@ fn a_flood_past_the_queue_gets_503_with_retry_after() {
         replies.iter().map(|r| r.status).collect::<Vec<_>>()
     );
     for r in &rejected {
-        assert_eq!(r.header("retry-after"), Some("1"));
+        // Whole seconds until a slot frees, from measured run times: 1..=60.
+        let after: u64 = r
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!((1..=60).contains(&after), "{r:?}");
     }
     for r in &replies {
         assert!([503, 504].contains(&r.status), "{r:?}");

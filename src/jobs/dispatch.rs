@@ -11,13 +11,28 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 use glommio::channels::channel_mesh::Senders;
 use glommio::{GlommioError, ResourceType};
 
+use super::estimate::retry_after_secs;
 use super::pending::Pending;
 use super::{CancelToken, Job, JobFn, JobInput};
+use crate::http::Response;
 use crate::stats::Stats;
+
+/// Why admission refused a job (503); indexes `IoCoreStats::refused`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Every compute queue was full.
+    QueuesFull = 0,
+    /// The measured work ahead would not let it start before its deadline.
+    Deadline = 1,
+}
+
+/// `Refusal` names as `/metrics` labels them, in index order.
+pub const REFUSAL_REASONS: [&str; 2] = ["queues_full", "deadline"];
 
 /// One per I/O core.
 pub struct Dispatcher {
@@ -51,13 +66,28 @@ impl Dispatcher {
         }
     }
 
-    /// True when some compute core has room for one more job: the
-    /// admission decision made when a head arrives, before its body is read.
-    pub fn has_room(&self) -> bool {
-        self.stats
-            .compute
-            .iter()
-            .any(|c| c.in_flight.load(Relaxed) <= self.queue_depth)
+    /// Admission when a head arrives, before its body is read: a job of
+    /// `route` that must start within `deadline` (its job timeout) is
+    /// admitted if some compute core has room and, by the measured run
+    /// times (`jobs::estimate`), could start it in time. Otherwise the 503
+    /// to send (counted as rejected), with `Retry-After` from the same
+    /// estimates; the job never runs.
+    pub fn admit(&self, deadline: Duration) -> Result<(), Response> {
+        let estimates = &self.stats.estimates;
+        let with_room = (0..self.stats.compute.len())
+            .filter(|&c| self.stats.compute[c].in_flight.load(Relaxed) <= self.queue_depth);
+        let Some(best) = with_room.map(|c| estimates.wait(c)).min() else {
+            // Full: a slot frees when some core's running job ends.
+            let soonest = (0..self.stats.compute.len())
+                .map(|c| estimates.running_left(c))
+                .min()
+                .unwrap_or_default();
+            return Err(self.refuse(Refusal::QueuesFull, soonest));
+        };
+        if best > deadline {
+            return Err(self.refuse(Refusal::Deadline, best - deadline));
+        }
+        Ok(())
     }
 
     /// Queues route `route`'s job `run` with `input` on the compute core
@@ -84,6 +114,7 @@ impl Dispatcher {
             .collect();
         order.sort_unstable();
         let cancel = CancelToken::new();
+        let estimates = &self.stats.estimates;
         let mut job = Job {
             id,
             reply_to: self.reply_to,
@@ -92,6 +123,7 @@ impl Dispatcher {
             run,
             input,
             dispatched: std::time::Instant::now(),
+            expected_us: 0,
         };
         for (_, _, c) in order {
             // The running job does not count against the depth.
@@ -100,6 +132,8 @@ impl Dispatcher {
                 in_flight.fetch_sub(1, AcqRel);
                 continue;
             }
+            job.expected_us = estimates.queued(c, route);
+            let added = job.expected_us;
             match self.senders.try_send_to(c, job) {
                 Ok(()) => {
                     self.pending.register(id);
@@ -108,6 +142,7 @@ impl Dispatcher {
                 }
                 Err(err) => {
                     in_flight.fetch_sub(1, AcqRel);
+                    estimates.dequeued(c, added, false);
                     match take_back(err) {
                         Some(back) => job = back,
                         None => break,
@@ -119,12 +154,32 @@ impl Dispatcher {
         None
     }
 
-    /// Counts a job refused when its head arrived (every queue full) and
-    /// returns its 503: the job never runs.
-    pub fn refuse(&self) -> crate::http::Response {
+    /// Counts a refused job and returns its 503: `Retry-After` is `wait`
+    /// in whole seconds (1 to 60), the body names the reason.
+    pub fn refuse(&self, why: Refusal, wait: Duration) -> Response {
         self.stats.io[self.io_index].rejected.fetch_add(1, Relaxed);
-        log::warn!("job refused on arrival, every compute queue is full (503)");
-        super::outcome_response(super::JobOutcome::Rejected)
+        self.stats.io[self.io_index].refused[why as usize].fetch_add(1, Relaxed);
+        log::debug!("job refused ({why:?}, 503)");
+        let body = match why {
+            Refusal::QueuesFull => "every compute queue is full; retry later",
+            Refusal::Deadline => {
+                "the job could not start before its deadline (the work queued ahead is longer); retry later"
+            }
+        };
+        Response::text(503, body).with_header("Retry-After", retry_after_secs(wait).to_string())
+    }
+
+    /// `refuse(QueuesFull, ..)` with the wait until a slot frees: for a job
+    /// that found every queue full when its body had arrived.
+    pub fn refuse_full(&self) -> Response {
+        let estimates = &self.stats.estimates;
+        let soonest = (0..self.stats.compute.len())
+            .map(|c| estimates.running_left(c))
+            .min()
+            .unwrap_or_default();
+        // `dispatch` counted the rejection already.
+        self.stats.io[self.io_index].rejected.fetch_sub(1, Relaxed);
+        self.refuse(Refusal::QueuesFull, soonest)
     }
 
     /// Closes this core's job channels (at shutdown), so compute cores can finish.

@@ -13,6 +13,7 @@
 
 pub mod cancel;
 pub(crate) mod dispatch;
+pub mod estimate;
 #[cfg(feature = "gzip")]
 pub mod gzip;
 #[cfg(feature = "seed")]
@@ -151,6 +152,9 @@ pub struct Job {
     pub input: JobInput,
     /// When the I/O core queued it (for `JobContext::queued`).
     pub dispatched: std::time::Instant,
+    /// The route's expected run time when it was queued, microseconds (what
+    /// it added to its core's expected wait; `jobs::estimate`).
+    pub expected_us: u64,
 }
 
 /// The message on the results mesh (compute core -> I/O core).

@@ -128,7 +128,10 @@ async fn run_supervised(
     let mut supervisor = Supervisor::new(core.clone(), settings);
     supervisor.prestart();
     while let Some(job) = rx.recv().await {
+        let estimates = &core.stats.estimates;
+        estimates.dequeued(core.index, job.expected_us, true);
         let outcome = supervisor.run(&job).await;
+        estimates.idle(core.index);
         stats.in_flight.fetch_sub(1, AcqRel);
         if let Some(outcome) = outcome {
             send_outcome(&core, &results, &job, outcome).await;
@@ -158,7 +161,10 @@ async fn drain_stream(
 ) {
     let stats = &core.stats.compute[core.index];
     while let Some(job) = stream.recv().await {
+        let estimates = &core.stats.estimates;
+        estimates.dequeued(core.index, job.expected_us, true);
         let outcome = run_job(&core, &job);
+        estimates.idle(core.index);
         // The core is free for the next job before the result travels back.
         stats.in_flight.fetch_sub(1, AcqRel);
         if let Some(outcome) = outcome {
@@ -185,7 +191,9 @@ fn run_job(core: &ComputeCore, job: &Job) -> Option<JobOutcome> {
         queued: started.saturating_duration_since(job.dispatched),
     };
     let result = run_caught(|| (job.run)(&job.input, &ctx));
-    stats.record_duration(started.elapsed().as_secs_f64());
+    let took = started.elapsed();
+    stats.record_duration(took.as_secs_f64());
+    core.stats.estimates.finished(core.index, job.route, took);
     stats.running.store(false, Relaxed);
     match result {
         Ok(Ok(response)) => cancel.finish(JobState::Completed).then(|| {

@@ -266,8 +266,10 @@ impl Connection {
                     _ => None,
                 });
                 let refused = refused.or_else(|| match route.handler.work {
-                    Work::Offload(_) if !core.dispatcher.has_room() => {
-                        Some(core.dispatcher.refuse())
+                    Work::Offload(_) => {
+                        let job_timeout = core.config.job_timeout;
+                        let deadline = timeout.map_or(job_timeout, |t| t.min(job_timeout));
+                        core.dispatcher.admit(deadline).err()
                     }
                     _ => None,
                 });
@@ -394,7 +396,7 @@ impl Connection {
                 "I/O core {}: job rejected, every compute queue is full (503)",
                 core.cpu
             );
-            return Some(outcome_response(JobOutcome::Rejected));
+            return Some(core.dispatcher.refuse_full());
         };
         let _guard = WaitGuard {
             core: &core,

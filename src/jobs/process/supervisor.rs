@@ -215,7 +215,11 @@ impl Supervisor {
         stats.running.store(true, Relaxed);
         let started = Instant::now();
         let outcome = self.run_started(job).await;
-        stats.record_duration(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        stats.record_duration(took.as_secs_f64());
+        all_stats
+            .estimates
+            .finished(self.core.index, job.route, took);
         stats.running.store(false, Relaxed);
         outcome
     }
