@@ -159,6 +159,13 @@ impl BodyReader {
                     None => (rest, false),
                 };
                 if line.len() + piece.len() > MAX_CHUNK_LINE_BYTES {
+                    // What fits is judged first, as it would have been had
+                    // it come alone: the answer must not depend on the cuts.
+                    let fits = piece
+                        .get(..MAX_CHUNK_LINE_BYTES - line.len())
+                        .unwrap_or_default();
+                    line.extend_from_slice(fits);
+                    chunk_size_line(line, false)?;
                     return Err(LONG_SIZE_LINE);
                 }
                 line.extend_from_slice(piece);
@@ -233,6 +240,12 @@ impl BodyReader {
 /// when it cannot be a `u64`); otherwise `line` is a prefix, and only a
 /// prefix that no continuation could make valid is an error.
 fn chunk_size_line(line: &[u8], complete: bool) -> Result<Option<u64>, ParseError> {
+    if complete {
+        // First what any prefix of the line would have said (an overflowing
+        // size is 413 even if the line ends badly), so the answer never
+        // depends on where the bytes were cut (a fuzz finding).
+        chunk_size_line(line.strip_suffix(b"\n").unwrap_or(line), false)?;
+    }
     let body = if complete {
         line.strip_suffix(b"\r\n").ok_or(BAD_SIZE_LINE)?
     } else {
@@ -545,6 +558,17 @@ mod tests {
         assert_eq!(chunk_size_line(b"5;a\r", false), Ok(None), "CR awaiting LF");
         assert_eq!(chunk_size_line(b"5;a\rx", false), Err(BAD_SIZE_LINE));
         assert_eq!(chunk_size_line(b"5 ", false), Ok(None), "may become `5 ;a`");
+        // An overflowing size is 413 whether the line is cut or whole, even
+        // when it also ends badly.
+        let huge = format!("{}?x\r\x1f\n", "C".repeat(18));
+        for cut in 17..=huge.len() {
+            let complete = cut == huge.len();
+            assert_eq!(
+                chunk_size_line(&huge.as_bytes()[..cut], complete),
+                Err(ParseError::BodyTooLarge),
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]
