@@ -19,7 +19,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use super::Cancelled;
-use crate::http::query::query_param;
+use crate::http::query::parse_whole;
 
 /// The level when a request names none. Default is 6, as `gzip` itself.
 pub const DEFAULT_LEVEL: u32 = 6;
@@ -67,27 +67,7 @@ pub fn gzip(
 /// The error is a one-line reason for a 400 body, showing at most 32
 /// characters of the raw value.
 pub fn parse_level(query: &str) -> Result<u32, String> {
-    let Some(raw) = query_param(query, "level") else {
-        return Ok(DEFAULT_LEVEL);
-    };
-    let value = if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
-        // Saturates instead of overflowing; anything over MAX_LEVEL is refused.
-        raw.bytes().fold(0u64, |acc, d| {
-            acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-        })
-    } else {
-        0
-    };
-    match u32::try_from(value) {
-        Ok(level) if (MIN_LEVEL..=MAX_LEVEL).contains(&level) => Ok(level),
-        _ => {
-            let shown: String = raw.chars().take(32).collect();
-            let cut = if shown.len() < raw.len() { "..." } else { "" };
-            Err(format!(
-                "bad level {shown:?}{cut}: expected a whole number from {MIN_LEVEL} to {MAX_LEVEL}"
-            ))
-        }
-    }
+    parse_whole(query, "level", DEFAULT_LEVEL, MIN_LEVEL..=MAX_LEVEL)
 }
 
 #[cfg(test)]

@@ -547,12 +547,7 @@ fn expected_timeout(head: &RequestHead) -> Result<Option<Duration>, Response> {
     let Some(value) = head.header(EXPECTED_TIMEOUT) else {
         return Ok(None);
     };
-    let ms = (!value.is_empty() && value.iter().all(u8::is_ascii_digit)).then(|| {
-        value.iter().fold(0u64, |n, d| {
-            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-        })
-    });
-    match ms {
+    match crate::http::query::decimal(value) {
         Some(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
         _ => Err(Response::text(
             400,
