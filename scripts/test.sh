@@ -2,7 +2,8 @@
 # Runs every test: installs what the tests need on a fresh machine (Debian
 # packages and prometheus_client's real Prometheus parser), then cargo test,
 # then the multi-instance deployment behind a real nginx (scripts/test-nginx.sh,
-# which installs nginx and builds a release binary). Arguments go to cargo test.
+# which installs nginx and builds a release binary), then a 1-second smoke run of
+# scripts/bench-scaling.sh (installs wrk). Arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,3 +26,6 @@ fi
 
 cargo test "$@"
 scripts/test-nginx.sh
+# The scaling benchmark, end to end in 1-second runs (a smoke test: on a
+# 2-CPU machine its one step shares a CPU and measures nothing).
+OUT=$(mktemp -d) scripts/bench-scaling.sh --smoke
