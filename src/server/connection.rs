@@ -25,7 +25,7 @@ use crate::jobs::worker::run_caught;
 use crate::jobs::{
     outcome_response, CancelToken, JobContext, JobFn, JobInput, JobOutcome, JobState,
 };
-use crate::router::{job_input, Request, Resolved, Work};
+use crate::router::{job_input, Request, Resolved, Route, Work};
 
 /// Encoded answers are written out once they pass this size, even mid-batch.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -250,48 +250,19 @@ impl Connection {
                     io_core: core.cpu,
                     stats: &core.stats,
                 };
-                let refused = match (&route.handler.check, &route.handler.work) {
-                    (Some(check), Work::Offload(_) | Work::Inline(_)) => check(&request).err(),
-                    _ => None,
-                };
-                let mut timeout = None;
-                let refused = refused.or_else(|| match route.handler.work {
-                    Work::Offload(_) => match expected_timeout(&head) {
-                        Ok(ms) => {
-                            timeout = ms;
-                            None
-                        }
-                        Err(bad) => Some(bad),
+                let plan = match admit(&core, route, &request) {
+                    Ok(timeout) => Plan::Route {
+                        index,
+                        params,
+                        timeout,
                     },
-                    _ => None,
-                });
-                let refused = refused.or_else(|| match route.handler.work {
-                    Work::Offload(_) => {
-                        let job_timeout = core.config.job_timeout;
-                        let deadline = timeout.map_or(job_timeout, |t| t.min(job_timeout));
-                        core.dispatcher.admit(deadline).err()
-                    }
-                    _ => None,
-                });
-                match refused {
-                    Some(response) => (
-                        Plan::Answer {
-                            route: Some(index),
-                            response,
-                        },
-                        route.handler.max_body,
-                        false,
-                    ),
-                    None => (
-                        Plan::Route {
-                            index,
-                            params,
-                            timeout,
-                        },
-                        route.handler.max_body,
-                        true,
-                    ),
-                }
+                    Err(response) => Plan::Answer {
+                        route: Some(index),
+                        response,
+                    },
+                };
+                let collect = matches!(plan, Plan::Route { .. });
+                (plan, route.handler.max_body, collect)
             }
         };
         if let (Plan::Answer { route, response }, false) = (&plan, head.body == BodyKind::Empty) {
@@ -535,6 +506,30 @@ impl Connection {
             }
         }
     }
+}
+
+/// What a job route decides when the head arrives, in order: its check
+/// (400 and the like), the caller's deadline header (400 when bad), then
+/// admission (503: queues full, or the work ahead past the deadline). `Ok`
+/// carries the caller's deadline, if any; fast routes are always admitted.
+fn admit(
+    core: &IoCore,
+    route: &Route,
+    request: &Request<'_>,
+) -> Result<Option<Duration>, Response> {
+    if let (Some(check), Work::Offload(_) | Work::Inline(_)) =
+        (&route.handler.check, &route.handler.work)
+    {
+        check(request)?;
+    }
+    if !matches!(route.handler.work, Work::Offload(_)) {
+        return Ok(None);
+    }
+    let timeout = expected_timeout(request.head)?;
+    let job_timeout = core.config.job_timeout;
+    core.dispatcher
+        .admit(timeout.map_or(job_timeout, |t| t.min(job_timeout)))?;
+    Ok(timeout)
 }
 
 /// The header Envoy sends upstream with the time the caller will wait.
