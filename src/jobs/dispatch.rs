@@ -77,12 +77,7 @@ impl Dispatcher {
         let with_room = (0..self.stats.compute.len())
             .filter(|&c| self.stats.compute[c].in_flight.load(Relaxed) <= self.queue_depth);
         let Some(best) = with_room.map(|c| estimates.wait(c)).min() else {
-            // Full: a slot frees when some core's running job ends.
-            let soonest = (0..self.stats.compute.len())
-                .map(|c| estimates.running_left(c))
-                .min()
-                .unwrap_or_default();
-            return Err(self.refuse(Refusal::QueuesFull, soonest));
+            return Err(self.refuse_full());
         };
         if best > deadline {
             return Err(self.refuse(Refusal::Deadline, best - deadline));
@@ -92,8 +87,9 @@ impl Dispatcher {
 
     /// Queues route `route`'s job `run` with `input` on the compute core
     /// with the fewest jobs that has room. Returns the job id (registered in
-    /// `pending`) and its token, or `None` when every queue is full (counted
-    /// as rejected; the job never runs).
+    /// `pending`) and its token, or `None` when every queue is full (the
+    /// job never runs; answer it with [`Dispatcher::refuse_full`], which
+    /// counts it).
     pub fn dispatch(
         &self,
         route: usize,
@@ -150,7 +146,6 @@ impl Dispatcher {
                 }
             }
         }
-        self.stats.io[self.io_index].rejected.fetch_add(1, Relaxed);
         None
     }
 
@@ -169,16 +164,14 @@ impl Dispatcher {
         Response::text(503, body).with_header("Retry-After", retry_after_secs(wait).to_string())
     }
 
-    /// `refuse(QueuesFull, ..)` with the wait until a slot frees: for a job
-    /// that found every queue full when its body had arrived.
+    /// `refuse(QueuesFull, ..)` with the wait until a slot frees: when some
+    /// compute core's running job is expected to end.
     pub fn refuse_full(&self) -> Response {
         let estimates = &self.stats.estimates;
         let soonest = (0..self.stats.compute.len())
             .map(|c| estimates.running_left(c))
             .min()
             .unwrap_or_default();
-        // `dispatch` counted the rejection already.
-        self.stats.io[self.io_index].rejected.fetch_sub(1, Relaxed);
         self.refuse(Refusal::QueuesFull, soonest)
     }
 
