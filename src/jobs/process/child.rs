@@ -76,15 +76,6 @@ struct Current {
     cancelled: Option<u64>,
 }
 
-struct JobMsg {
-    id: u64,
-    route: u32,
-    compute_core: u32,
-    shared_core: bool,
-    queued_micros: u64,
-    input: JobInput,
-}
-
 fn serve(socket: UnixStream, cancels: UnixStream, router: Router, memory: Option<u64>) -> ExitCode {
     mark_worker();
     install_panic_hook();
@@ -134,24 +125,22 @@ fn serve(socket: UnixStream, cancels: UnixStream, router: Router, memory: Option
         else {
             return ExitCode::from(1);
         };
-        let job = JobMsg {
-            id,
-            route,
-            compute_core,
-            shared_core,
-            queued_micros,
-            input,
-        };
         let token = CancelToken::new();
         token.start();
         {
             let mut cur = lock(&current);
-            if cur.cancelled == Some(job.id) {
+            if cur.cancelled == Some(id) {
                 token.cancel(JobState::Cancelled);
             }
-            cur.running = Some((job.id, token.clone()));
+            cur.running = Some((id, token.clone()));
         }
-        let frame = run(&router, &job, &token);
+        let ctx = JobContext {
+            compute_core: compute_core as usize,
+            cancel: &token,
+            shared_core,
+            queued: std::time::Duration::from_micros(queued_micros),
+        };
+        let frame = run(&router, id, route, &input, &ctx);
         lock(&current).running = None;
         if send(&mut out, &frame).is_err() {
             return ExitCode::from(1);
@@ -160,28 +149,18 @@ fn serve(socket: UnixStream, cancels: UnixStream, router: Router, memory: Option
     ExitCode::SUCCESS
 }
 
-fn run(router: &Router, job: &JobMsg, token: &CancelToken) -> Frame {
-    let id = job.id;
-    let work = router
-        .routes()
-        .get(job.route as usize)
-        .map(|r| &r.handler.work);
+/// Runs job `id` of route `route` on `input`: its answer as a frame.
+fn run(router: &Router, id: u64, route: u32, input: &JobInput, ctx: &JobContext<'_>) -> Frame {
+    let work = router.routes().get(route as usize).map(|r| &r.handler.work);
     let (Some(Work::Offload(run)) | Some(Work::Inline(run))) = work else {
         return Frame::Panicked {
             id,
             message: format!(
-                "route {} is not a job in the worker's router (does the worker hook build the server's router?)",
-                job.route
+                "route {route} is not a job in the worker's router (does the worker hook build the server's router?)"
             ),
         };
     };
-    let ctx = JobContext {
-        compute_core: job.compute_core as usize,
-        cancel: token,
-        shared_core: job.shared_core,
-        queued: std::time::Duration::from_micros(job.queued_micros),
-    };
-    match run_caught(|| run(&job.input, &ctx)) {
+    match run_caught(|| run(input, ctx)) {
         Ok(Ok(response)) => Frame::Done { id, response },
         Ok(Err(_cancelled)) => Frame::Stopped { id },
         Err(message) => Frame::Panicked { id, message },
