@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: installs what the tests need on a fresh machine (Debian
 # packages and prometheus_client's real Prometheus parser), then cargo test,
-# then the multi-instance deployment behind a real nginx (scripts/test-nginx.sh,
-# which installs nginx and builds a release binary), then a 1-second smoke run of
+# then the Python worker module's unit tests, then the multi-instance
+# deployment behind a real nginx (scripts/test-nginx.sh, which installs nginx
+# and builds a release binary), then a 1-second smoke run of
 # scripts/bench-scaling.sh (installs wrk). Arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ if [ "$(ulimit -l)" != unlimited ] && [ "$(ulimit -l)" -lt 1024 ]; then
 fi
 
 cargo test "$@"
+# The Python worker module (docs/worker-protocol.md) on its own.
+python3 -m unittest discover -s python
 scripts/test-nginx.sh
 # The scaling benchmark, end to end in 1-second runs (a smoke test: on a
 # 2-CPU machine its one step shares a CPU and measures nothing).

@@ -110,7 +110,8 @@ pub struct ServeArgs {
         hide_default_value = true
     )]
     pub body_min_rate: u64,
-    /// Largest body POST /gzip takes (K, M or G suffix); other routes take 1 MiB. Default is 16M
+    /// Largest body POST /gzip and the --worker-cmd routes take (K, M or G suffix); other routes
+    /// take 1 MiB. Default is 16M
     #[arg(
         long,
         value_name = "BYTES",
@@ -121,13 +122,8 @@ pub struct ServeArgs {
     /// Where jobs run: thread (the compute executors' threads) or process (one supervised
     /// worker process per compute core, killed and replaced when a job hangs or crashes).
     /// Default is thread.
-    #[arg(
-        long,
-        value_name = "MODE",
-        default_value = "thread",
-        hide_default_value = true
-    )]
-    pub isolation: String,
+    #[arg(long, value_name = "MODE")]
+    pub isolation: Option<String>,
     /// Seconds from a job's timeout or hang-up to the SIGKILL of its worker if the job is
     /// still running (process isolation). Default is 0.5.
     #[arg(
@@ -141,6 +137,12 @@ pub struct ServeArgs {
     /// Default is unlimited.
     #[arg(long, value_name = "BYTES")]
     pub job_memory: Option<String>,
+    /// Run jobs in this program instead (through /bin/sh -c, once per compute core, pinned): it
+    /// announces its routes and speaks the frame protocol of docs/worker-protocol.md on its
+    /// stdin/stdout. Each announced route becomes an offloaded GET and POST route. Implies
+    /// --isolation process. Example: --worker-cmd "python3 examples/python/seed_worker.py"
+    #[arg(long, value_name = "CMD")]
+    pub worker_cmd: Option<String>,
 }
 
 /// What each slow request sends besides its path: `load` and `bench` alike.

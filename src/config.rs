@@ -14,6 +14,7 @@ use crate::cli::ServeArgs;
 use crate::cores::CpuList;
 use crate::cores::{ComputePriority, CoreLayout};
 use crate::error::{Error, Result};
+use crate::jobs::process::ExternalWorker;
 
 /// Largest `--queue-depth`; bounds the memory of the job channels.
 pub const MAX_QUEUE_DEPTH: usize = 65_536;
@@ -57,6 +58,10 @@ pub struct ServeConfig {
     /// Process isolation: address-space cap (RLIMIT_AS) of each worker, in
     /// bytes. Default is `None` (unlimited).
     pub job_memory: Option<u64>,
+    /// An external worker program (`--worker-cmd`, from
+    /// [`ExternalWorker::probe`]) that runs every offloaded job instead of
+    /// this binary; needs `isolation: Process`. Default is `None`.
+    pub external: Option<ExternalWorker>,
 }
 
 /// Where offloaded jobs run (`--isolation`).
@@ -104,6 +109,7 @@ impl ServeConfig {
             isolation: Isolation::Thread,
             kill_grace: DEFAULT_KILL_GRACE,
             job_memory: None,
+            external: None,
         }
     }
 }
@@ -146,7 +152,16 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 "--max-connections 0: must be at least 1".into(),
             ));
         }
-        let isolation = Isolation::parse(&args.isolation)?;
+        let isolation = match (args.isolation.as_deref(), &args.worker_cmd) {
+            (Some(mode), None) => Isolation::parse(mode)?,
+            (None, None) => Isolation::Thread,
+            (Some(mode), Some(_)) if Isolation::parse(mode)? == Isolation::Thread => {
+                return Err(Error::Config(
+                    "--worker-cmd runs jobs in worker processes: it cannot be combined with --isolation thread".into(),
+                ))
+            }
+            (_, Some(_)) => Isolation::Process,
+        };
         let job_memory = args
             .job_memory
             .as_deref()
@@ -171,6 +186,9 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             isolation,
             kill_grace: parse_seconds("--kill-grace", &args.kill_grace)?,
             job_memory,
+            // Filled in by the caller from `ExternalWorker::probe(args.worker_cmd)`:
+            // probing starts a process, which parsing flags should not.
+            external: None,
         })
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use heavylift::cli::{Cli, Command, ServeArgs};
+use heavylift::worker::ExternalWorker;
 use heavylift::{routes, ServeConfig, Server};
 
 fn main() -> ExitCode {
@@ -43,8 +44,22 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log_level)?;
-    let config = ServeConfig::try_from(args)?;
-    let router = routes::seed_router_for(config.max_job_body, config.isolation);
+    let mut config = ServeConfig::try_from(args)?;
+    let router = match &args.worker_cmd {
+        // The worker's routes replace the seed's jobs; /fast stays.
+        Some(command) => {
+            let worker = ExternalWorker::probe(command, config.job_memory)
+                .map_err(|why| anyhow::anyhow!("{why}"))?;
+            log::info!(
+                "worker command {command:?} serves {}",
+                worker.routes.join(", ")
+            );
+            let router = worker.add_routes(routes::fast_router(), config.max_job_body);
+            config.external = Some(worker);
+            router
+        }
+        None => routes::seed_router_for(config.max_job_body, config.isolation),
+    };
     Server::run_until_signal(config, router)?;
     log::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -25,14 +25,7 @@ pub fn seed_router(max_job_body: u64) -> Router {
 /// and their order are the same in every mode (a worker process builds the
 /// same table, so route indices match); only `/crash`'s check differs.
 pub fn seed_router_for(max_job_body: u64, isolation: Isolation) -> Router {
-    Router::new()
-        .get(
-            "/fast",
-            fast(|req| match parse_id(req.query()) {
-                Ok(id) => Response::text(200, format!("fast result {id}")),
-                Err(why) => Response::text(400, why),
-            }),
-        )
+    fast_router()
         .get("/slow", inline(heavy_job).check(check_heavy))
         .get("/slow_threaded", offload(heavy_job).check(check_heavy))
         .get("/fail", offload(failing_job).check(check_id))
@@ -50,6 +43,18 @@ pub fn seed_router_for(max_job_body: u64, isolation: Isolation) -> Router {
             "/crash",
             offload(crash_job).check(move |req| check_crash(req, isolation)),
         )
+}
+
+/// Only `/fast`: what the binary serves besides an external worker's routes
+/// (`--worker-cmd`).
+pub fn fast_router() -> Router {
+    Router::new().get(
+        "/fast",
+        fast(|req| match parse_id(req.query()) {
+            Ok(id) => Response::text(200, format!("fast result {id}")),
+            Err(why) => Response::text(400, why),
+        }),
+    )
 }
 
 /// Longest `/spin` in seconds.

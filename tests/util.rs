@@ -6,7 +6,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use heavylift::{routes, CoreLayout, ServeConfig, Server, ServerHandle};
 
@@ -233,4 +235,148 @@ pub fn identity_holds(stats: &serde_json::Value) -> bool {
 /// Path of the real binary.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_heavylift")
+}
+
+/// A `heavylift serve` child on port 0 (the real binary, whose main calls
+/// the worker hook); killed on Drop.
+pub struct ProcessServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ProcessServer {
+    /// `serve --isolation process` with `extra` flags.
+    pub fn start(extra: &[&str]) -> ProcessServer {
+        let mut args = vec!["--isolation", "process"];
+        args.extend_from_slice(extra);
+        ProcessServer::serve(&args)
+    }
+
+    /// `serve --listen 127.0.0.1:0` with `args`; panics if it does not say
+    /// where it listens.
+    pub fn serve(args: &[&str]) -> ProcessServer {
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("run heavylift");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let addr = loop {
+            let line = lines.next().expect("serve logs its address").expect("line");
+            log.lock().unwrap().push(line.clone());
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        ProcessServer { child, addr, log }
+    }
+
+    pub fn get(&self, target: &str) -> Reply {
+        get(self.addr, target, &[])
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        let r = self.get("/stats");
+        assert_eq!(r.status, 200, "{r:?}");
+        serde_json::from_slice(&r.body).expect("/stats is JSON")
+    }
+
+    pub fn metrics(&self) -> String {
+        self.get("/metrics").text()
+    }
+
+    /// Polls /stats until `check` holds or `secs` pass.
+    pub fn wait_stats(
+        &self,
+        secs: u64,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.stats();
+            if check(&s) || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn worker_pid(&self) -> u32 {
+        let s = self.wait_stats(10, |s| s["compute_cores"][0]["worker_pid"].is_u64());
+        s["compute_cores"][0]["worker_pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no worker pid: {s}\n{}", self.log())) as u32
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ProcessServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True while `pid` is a live process (a zombie counts as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+pub fn gone_within(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !alive(pid)
+}
+
+pub fn counter(metrics: &str, prefix: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{prefix} not in\n{metrics}"))
 }

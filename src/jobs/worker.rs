@@ -15,10 +15,11 @@ use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use futures_lite::future;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::shared_channel::ConnectedReceiver;
 
-use super::process::supervisor::Supervisor;
+use super::process::supervisor::{Idle, Supervisor};
 use super::process::ProcessSettings;
 use super::{panic_message, Done, Job, JobContext, JobOutcome, JobState};
 use crate::stats::Stats;
@@ -127,7 +128,26 @@ async fn run_supervised(
     let stats = &core.stats.compute[core.index];
     let mut supervisor = Supervisor::new(core.clone(), settings);
     supervisor.prestart();
-    while let Some(job) = rx.recv().await {
+    enum Next {
+        Job(Option<Job>),
+        Idle(Idle),
+    }
+    loop {
+        // Between jobs the supervisor keeps its worker up: it takes the
+        // Hello and replaces a worker that dies idle, so the next job does
+        // not wait for a start.
+        let next = future::or(async { Next::Job(rx.recv().await) }, async {
+            Next::Idle(supervisor.watch().await)
+        })
+        .await;
+        let job = match next {
+            Next::Job(Some(job)) => job,
+            Next::Job(None) => break,
+            Next::Idle(event) => {
+                supervisor.handle_idle(event).await;
+                continue;
+            }
+        };
         let estimates = &core.stats.estimates;
         estimates.dequeued(core.index, job.expected_us, true);
         let outcome = supervisor.run(&job).await;

@@ -32,7 +32,7 @@ use crate::config::{Isolation, ServeConfig};
 use crate::cores::ComputePriority;
 use crate::error::{Error, Result};
 use crate::jobs::dispatch::Dispatcher;
-use crate::jobs::process::ProcessSettings;
+use crate::jobs::process::{ProcessSettings, WorkerProgram};
 use crate::jobs::worker::{install_panic_hook, run_compute_core, ComputeCore};
 use crate::jobs::{Done, Job};
 use crate::router::Router;
@@ -92,6 +92,26 @@ impl Server {
         if let Some(conflict) = router.error() {
             return Err(Error::Config(format!("bad router: {conflict}")));
         }
+        let process = match (config.isolation, &config.external) {
+            (Isolation::Thread, None) => None,
+            (Isolation::Thread, Some(_)) => {
+                return Err(Error::Config(
+                    "an external worker needs Isolation::Process".into(),
+                ))
+            }
+            (Isolation::Process, external) => {
+                let program = match external {
+                    Some(worker) => WorkerProgram::external(worker, &router)
+                        .map_err(|why| Error::Config(format!("bad router: {why}")))?,
+                    None => WorkerProgram::own(&router),
+                };
+                Some(ProcessSettings {
+                    kill_grace: config.kill_grace,
+                    job_memory: config.job_memory,
+                    program,
+                })
+            }
+        };
         config.max_connections = fd_limit::fit_connections(config.max_connections);
         install_panic_hook();
         let layout = config.layout.clone();
@@ -134,10 +154,7 @@ impl Server {
             let (jobs, results, stop, stats, ready) = per_core();
             let shared = layout.shared;
             let priority = config.compute_priority;
-            let process = (config.isolation == Isolation::Process).then_some(ProcessSettings {
-                kill_grace: config.kill_grace,
-                job_memory: config.job_memory,
-            });
+            let process = process.clone();
             let name = format!("hl-compute-{cpu}");
             // Under process isolation the worker shares this CPU: the
             // executor must not poll it away while the worker runs a job.

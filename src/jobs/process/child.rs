@@ -2,13 +2,15 @@
 //! first thing in `main`.
 //!
 //! The supervisor starts a worker by re-executing the server's own binary
-//! (`/proc/self/exe`, same arguments) with [`WORKER_ENV`] set and its ends of
-//! the job socket on fd 3 and the cancel socket on fd 4. In that process the hook builds the router (the
-//! same routes in the same order as the server's, so a route index means the
-//! same job on both sides), says `Ready`, and then reads and runs one job at
-//! a time on its main thread: `Job` in, `Done`/`Panicked`/`Stopped` out. A
-//! second socket (fd 4) carries `Cancel` frames to a thread of their own, so
-//! a cancel reaches the running job's token while it runs. When the socket closes (the server is gone)
+//! (`/proc/self/exe`, same arguments) with [`WORKER_ENV`] set and its ends
+//! of the job socket on fd 3 and the cancel socket on fd 4. In that process
+//! the hook builds the router (the same routes in the same order as the
+//! server's, so a route index means the same job on both sides), says
+//! `Hello` with its routes (the supervisor checks them against the
+//! server's), and then reads and runs one job at a time on its main thread:
+//! `Job` in, `Done`/`Error`/`Stopped` out. A second socket (fd 4) carries
+//! `Cancel` frames to a thread of their own, so a cancel reaches the running
+//! job's token while it runs. When the socket closes (the server is gone)
 //! the worker returns; if the server dies first, the kernel kills the worker
 //! (PR_SET_PDEATHSIG, set before exec).
 
@@ -105,11 +107,11 @@ fn serve(socket: UnixStream, cancels: UnixStream, router: Router, memory: Option
     let Ok(mut out) = jobs.socket.try_clone() else {
         return ExitCode::from(1);
     };
-    let ready = Frame::Ready {
-        pid: std::process::id(),
-        routes: router.routes().len() as u32,
+    let hello = Frame::Hello {
+        version: super::PROTOCOL_VERSION,
+        routes: super::route_names(&router),
     };
-    if send(&mut out, &ready).is_err() {
+    if send(&mut out, &hello).is_err() {
         return ExitCode::from(1);
     }
     // Jobs are read and run on this thread: no hand-off on the job path.
@@ -153,7 +155,7 @@ fn serve(socket: UnixStream, cancels: UnixStream, router: Router, memory: Option
 fn run(router: &Router, id: u64, route: u32, input: &JobInput, ctx: &JobContext<'_>) -> Frame {
     let work = router.routes().get(route as usize).map(|r| &r.handler.work);
     let (Some(Work::Offload(run)) | Some(Work::Inline(run))) = work else {
-        return Frame::Panicked {
+        return Frame::Error {
             id,
             message: format!(
                 "route {route} is not a job in the worker's router (does the worker hook build the server's router?)"
@@ -163,7 +165,7 @@ fn run(router: &Router, id: u64, route: u32, input: &JobInput, ctx: &JobContext<
     match run_caught(|| run(input, ctx)) {
         Ok(Ok(response)) => Frame::Done { id, response },
         Ok(Err(_cancelled)) => Frame::Stopped { id },
-        Err(message) => Frame::Panicked { id, message },
+        Err(message) => Frame::Error { id, message },
     }
 }
 

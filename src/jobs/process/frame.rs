@@ -14,15 +14,18 @@
 //! |---|---|---|
 //! | 1 | `Job { id: u64, route: u32, compute_core: u32, shared_core: u8, queued_micros: u64, input }` | supervisor -> worker |
 //! | 2 | `Cancel { id: u64 }` | supervisor -> worker |
-//! | 3 | `Ready { pid: u32, routes: u32 }` | worker -> supervisor |
+//! | 3 | `Hello { version: u32, routes: u32 count + text* }` | worker -> supervisor |
 //! | 4 | `Done { id: u64, response }` | worker -> supervisor |
-//! | 5 | `Panicked { id: u64, message: text }` | worker -> supervisor |
+//! | 5 | `Error { id: u64, message: text }` (a panic, an exception) | worker -> supervisor |
 //! | 6 | `Stopped { id: u64 }` (the job returned `Cancelled`) | worker -> supervisor |
 //!
 //! `input` is `method: text, path: text, params: u32 count + (text, text)*,
 //! query: text, headers: u32 count + (text, bytes)*, body: bytes, io_core: u32`.
 //! `response` is `status: u16, content_type: text, headers: u32 count +
 //! (text, text)*, body: bytes`.
+//!
+//! The same frames are the external worker protocol (`--worker-cmd`), whose
+//! public description is `docs/worker-protocol.md`: keep the two in step.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -49,12 +52,13 @@ pub enum Frame {
     },
     /// Job `id` is no longer wanted: its `should_stop` turns true.
     Cancel { id: u64 },
-    /// The worker has built its router (`routes` entries) and waits for jobs.
-    Ready { pid: u32, routes: u32 },
+    /// The worker is up, speaks protocol `version` and serves `routes` (a
+    /// job's `route` is an index into this list), and waits for jobs.
+    Hello { version: u32, routes: Vec<String> },
     /// Job `id` returned this response.
     Done { id: u64, response: Response },
-    /// Job `id` panicked with this message.
-    Panicked { id: u64, message: String },
+    /// Job `id` failed (panicked, raised) with this message.
+    Error { id: u64, message: String },
     /// Job `id` stopped at a `should_stop` check.
     Stopped { id: u64 },
 }
@@ -90,9 +94,9 @@ impl std::error::Error for FrameError {}
 
 const JOB: u8 = 1;
 const CANCEL: u8 = 2;
-const READY: u8 = 3;
+const HELLO: u8 = 3;
 const DONE: u8 = 4;
-const PANICKED: u8 = 5;
+const ERROR: u8 = 5;
 const STOPPED: u8 = 6;
 
 /// Appends `frame`, length prefix included, to `out`.
@@ -121,10 +125,13 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.u8(CANCEL);
             w.u64(*id);
         }
-        Frame::Ready { pid, routes } => {
-            w.u8(READY);
-            w.u32(*pid);
-            w.u32(*routes);
+        Frame::Hello { version, routes } => {
+            w.u8(HELLO);
+            w.u32(*version);
+            w.len(routes.len());
+            for r in routes {
+                w.text(r);
+            }
         }
         Frame::Done { id, response } => {
             w.u8(DONE);
@@ -138,8 +145,8 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             }
             w.bytes(&response.body);
         }
-        Frame::Panicked { id, message } => {
-            w.u8(PANICKED);
+        Frame::Error { id, message } => {
+            w.u8(ERROR);
             w.u64(*id);
             w.text(message);
         }
@@ -234,28 +241,28 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> {
             input: JobInput {
                 method: r.text()?,
                 path: r.text()?,
-                params: r.list(|r| Ok((r.text()?, r.text()?)))?,
+                params: r.list(8, |r| Ok((r.text()?, r.text()?)))?,
                 query: r.text()?,
-                headers: r.list(|r| Ok((r.text()?, r.bytes()?.to_vec())))?,
+                headers: r.list(8, |r| Ok((r.text()?, r.bytes()?.to_vec())))?,
                 body: r.bytes()?.to_vec(),
                 io_core: r.u32()? as usize,
             },
         },
         CANCEL => Frame::Cancel { id: r.u64()? },
-        READY => Frame::Ready {
-            pid: r.u32()?,
-            routes: r.u32()?,
+        HELLO => Frame::Hello {
+            version: r.u32()?,
+            routes: r.list(4, Reader::text)?,
         },
         DONE => Frame::Done {
             id: r.u64()?,
             response: Response {
                 status: r.u16()?,
                 content_type: Cow::Owned(r.text()?),
-                headers: r.list(|r| Ok((Cow::Owned(r.text()?), r.text()?)))?,
+                headers: r.list(8, |r| Ok((Cow::Owned(r.text()?), r.text()?)))?,
                 body: r.bytes()?.to_vec(),
             },
         },
-        PANICKED => Frame::Panicked {
+        ERROR => Frame::Error {
             id: r.u64()?,
             message: r.text()?,
         },
@@ -332,14 +339,15 @@ impl<'a> Reader<'a> {
         String::from_utf8(b.to_vec()).map_err(|_| FrameError::NotUtf8)
     }
     /// A `u32` count, then that many items; the count is checked against
-    /// the bytes left (each item takes at least 8), so a hostile count
-    /// cannot make us allocate.
+    /// the bytes left (each item takes at least `min_item`), so a hostile
+    /// count cannot make us allocate.
     fn list<T>(
         &mut self,
+        min_item: usize,
         mut item: impl FnMut(&mut Self) -> Result<T, FrameError>,
     ) -> Result<Vec<T>, FrameError> {
         let n = self.u32()? as usize;
-        if n > self.0.len() / 8 {
+        if n > self.0.len() / min_item {
             return Err(FrameError::Truncated);
         }
         let mut out = Vec::with_capacity(n);
@@ -384,9 +392,13 @@ mod tests {
                 input: JobInput::default(),
             },
             Frame::Cancel { id: 42 },
-            Frame::Ready {
-                pid: 1234,
-                routes: 12,
+            Frame::Hello {
+                version: 1,
+                routes: vec!["/slow_py".into(), "GET /users/{id}".into()],
+            },
+            Frame::Hello {
+                version: 1,
+                routes: Vec::new(),
             },
             Frame::Done {
                 id: 9,
@@ -397,7 +409,7 @@ mod tests {
                 id: 10,
                 response: Response::text(404, ""),
             },
-            Frame::Panicked {
+            Frame::Error {
                 id: 11,
                 message: "boom: ünïcode".into(),
             },
@@ -466,7 +478,7 @@ mod tests {
         wire.push(0);
         assert_eq!(decode(&wire), Err(FrameError::TrailingBytes));
         // A huge list count in a short frame.
-        let mut p = vec![PANICKED];
+        let mut p = vec![ERROR];
         p.extend_from_slice(&1u64.to_le_bytes());
         p.extend_from_slice(&2u32.to_le_bytes());
         p.extend_from_slice(&[0xff, 0xfe]);

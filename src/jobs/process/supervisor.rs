@@ -3,7 +3,7 @@
 //! the job's cancel token, and turns every way a worker can end into exactly
 //! one outcome.
 //!
-//! Per job: make sure a worker is up and has said `Ready` (starting one,
+//! Per job: make sure a worker is up and has said `Hello` (starting one,
 //! with back-off after failed starts) -> `CancelToken::start` -> `Job` frame
 //! -> wait for the answer frame, the worker's death, or the token turning
 //! cancelled (checked every [`CANCEL_POLL`] while a job runs; nothing ticks
@@ -15,9 +15,9 @@
 //! (here: completed or failed; the I/O core: timed out or cancelled).
 
 use std::cell::RefCell;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, ExitStatus};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -27,30 +27,37 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::UnixStream;
 use glommio::Task;
 
-use super::child::{MEMORY_ENV, WORKER_ENV};
 use super::frame::{decode, encode, encode_job, Frame};
+use super::spawn::{kill_group, spawn, WorkerCommand};
+use super::{WorkerProgram, NOT_THE_WORKERS};
+use crate::http::Response;
 use crate::jobs::worker::ComputeCore;
 use crate::jobs::{Job, JobOutcome, JobState};
 
 /// How often a running job's cancel token is looked at.
 pub const CANCEL_POLL: Duration = Duration::from_millis(5);
-/// How long a new worker may take to say `Ready`.
+/// How long a new worker may take to say `Hello`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Back-off after the first failed start, doubled per failure up to
 /// [`MAX_BACKOFF`], so a worker that cannot start never makes us spin.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A worker that dies idle within this time of its start counts as a failed
+/// start (back-off) rather than an ordinary death.
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(1);
 /// Bytes of a worker's stderr kept to name its cause of death.
 const STDERR_TAIL: usize = 4096;
-/// The fds the job socket and the cancel socket get in the worker.
-const WORKER_FD: i32 = 3;
-const CANCEL_FD: i32 = 4;
+/// What a worker writes to stderr when an allocation fails and it exits
+/// (the Python module does; `docs/worker-protocol.md`).
+pub const OUT_OF_MEMORY_LINE: &str = "heavylift-worker: out of memory";
 
 /// Process-isolation settings of a compute core (from `ServeConfig`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ProcessSettings {
     pub kill_grace: Duration,
     pub job_memory: Option<u64>,
+    /// What runs in the worker process.
+    pub program: WorkerProgram,
 }
 
 /// Why a worker is gone.
@@ -95,8 +102,20 @@ impl DeathCause {
         }
     }
 
-    fn of(status: ExitStatus, stderr_tail: &str) -> DeathCause {
-        if stderr_tail.contains("memory allocation of") {
+    /// The cause of a worker run through `/bin/sh -c`: a shell that did not
+    /// exec its command exits 128 + N when the command died of signal N
+    /// (POSIX, Shell Command Language 2.8.2), so that reads as the signal.
+    pub fn through_shell(self) -> DeathCause {
+        match self {
+            DeathCause::Exit(code @ 129..=192) => DeathCause::Signal(code - 128),
+            other => other,
+        }
+    }
+
+    /// The cause from a worker's exit status and the last lines of its stderr.
+    pub fn of(status: ExitStatus, stderr_tail: &str) -> DeathCause {
+        if stderr_tail.contains("memory allocation of") || stderr_tail.contains(OUT_OF_MEMORY_LINE)
+        {
             return DeathCause::OutOfMemory;
         }
         if stderr_tail.contains("has overflowed its stack") {
@@ -130,7 +149,7 @@ pub fn signal_name(sig: i32) -> String {
 }
 
 /// What the reader task saw on the worker's socket.
-enum Event {
+pub enum Event {
     Frame(Frame),
     /// EOF, a read error or bytes that are not a frame (the text says which).
     Closed(String),
@@ -142,11 +161,12 @@ struct Worker {
     pid: u32,
     /// Write side of the job socket (its own fd; the reader task has another).
     socket: UnixStream,
-    /// The cancel socket (`Cancel` frames only, read by a thread of the
-    /// worker's own while its main thread runs the job).
-    cancels: UnixStream,
+    /// The cancel socket of an own-binary worker (`Cancel` frames only, read
+    /// by a thread of the worker's own while its main thread runs the job);
+    /// `None`: cancels go in band on `socket` (external workers).
+    cancels: Option<UnixStream>,
     events: LocalReceiver<Event>,
-    /// Set by its `Ready` frame.
+    /// Set by its `Hello` frame (with the expected routes).
     ready: bool,
     /// When it was started, for [`START_TIMEOUT`].
     started: Instant,
@@ -164,26 +184,33 @@ impl Drop for Worker {
     }
 }
 
-/// SIGKILL to the worker's process group (it leads one), so anything a job
-/// forked goes with it.
-fn kill_group(pid: u32) {
-    let Ok(pid) = i32::try_from(pid) else {
-        return;
-    };
-    // SAFETY: plain kill(2) on a process group we created.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-        libc::kill(pid, libc::SIGKILL);
-    }
-}
-
 /// One compute core's worker supervision; see the module docs.
 pub struct Supervisor {
     core: ComputeCore,
     settings: ProcessSettings,
     worker: Option<Worker>,
-    /// Failed starts in a row (reset by a `Ready`), for the back-off.
+    /// Failed starts in a row (reset by a good `Hello`), for the back-off.
     start_failures: u32,
+    /// No worker starts before this (the back-off after a failed start).
+    next_start: Instant,
+}
+
+/// What [`Supervisor::watch`] saw.
+pub enum Idle {
+    /// No worker, and the back-off (if any) is over: start one.
+    Start,
+    /// The starting worker said nothing within [`START_TIMEOUT`].
+    StartTimeout,
+    /// The worker's reader task reported this (`None`: the reader is gone).
+    Event(Option<Event>),
+}
+
+/// The back-off after `failures` failed starts in a row: [`FIRST_BACKOFF`]
+/// doubled per failure, at most [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1 << failures.saturating_sub(1).min(10))
+        .min(MAX_BACKOFF)
 }
 
 impl Supervisor {
@@ -193,6 +220,7 @@ impl Supervisor {
             settings,
             worker: None,
             start_failures: 0,
+            next_start: Instant::now(),
         }
     }
 
@@ -227,11 +255,24 @@ impl Supervisor {
     async fn run_started(&mut self, job: &Job) -> Option<JobOutcome> {
         let all_stats = self.core.stats.clone();
         let stats = &all_stats.compute[self.core.index];
+        let route = self
+            .settings
+            .program
+            .route_of
+            .get(job.route)
+            .copied()
+            .unwrap_or(NOT_THE_WORKERS);
+        if route == NOT_THE_WORKERS {
+            return job.cancel.finish(JobState::Failed).then(|| {
+                stats.failed.fetch_add(1, Relaxed);
+                JobOutcome::Panicked(format!("route {} has no job in the worker", job.route))
+            });
+        }
         let mut wire = Vec::with_capacity(job.input.body.len() + 512);
         let queued = Instant::now().saturating_duration_since(job.dispatched);
         encode_job(
             job.id,
-            job.route as u32,
+            route,
             (self.core.cpu as u32, self.core.shared),
             u64::try_from(queued.as_micros()).unwrap_or(u64::MAX),
             &job.input,
@@ -253,12 +294,22 @@ impl Supervisor {
             match event {
                 Some(Some(Event::Frame(frame))) => match frame {
                     Frame::Done { id, response } if id == job.id => {
+                        if let Err(why) = check_response(&response) {
+                            return job.cancel.finish(JobState::Failed).then(|| {
+                                stats.failed.fetch_add(1, Relaxed);
+                                log::warn!(
+                                    "compute core {}: worker sent a bad response to job {id}: {why}",
+                                    self.core.cpu
+                                );
+                                JobOutcome::Panicked(format!("worker sent a bad response: {why}"))
+                            });
+                        }
                         return job.cancel.finish(JobState::Completed).then(|| {
                             stats.completed.fetch_add(1, Relaxed);
                             JobOutcome::Done(response)
                         });
                     }
-                    Frame::Panicked { id, message } if id == job.id => {
+                    Frame::Error { id, message } if id == job.id => {
                         return job.cancel.finish(JobState::Failed).then(|| {
                             stats.failed.fetch_add(1, Relaxed);
                             log::warn!("job failed on compute core {}: {message}", self.core.cpu);
@@ -360,7 +411,11 @@ impl Supervisor {
                     future::or(task, glommio::timer::sleep(Duration::from_millis(200))).await;
                 }
                 let tail = worker.stderr_tail.borrow().clone();
-                DeathCause::of(status, &tail)
+                let cause = DeathCause::of(status, &tail);
+                match self.settings.program.command {
+                    WorkerCommand::Shell(_) => cause.through_shell(),
+                    WorkerCommand::OwnBinary => cause,
+                }
             }
             None => DeathCause::Protocol(
                 protocol.unwrap_or_else(|| "closed its job socket while alive".into()),
@@ -377,73 +432,124 @@ impl Supervisor {
         cause
     }
 
-    /// Makes sure a worker has said `Ready`; false if `job` was cancelled
+    /// Makes sure a worker has said `Hello`; false if `job` was cancelled
     /// while it waited for one.
     async fn ensure_ready(&mut self, job: &Job) -> bool {
         loop {
             if job.cancel.is_cancelled() {
                 return false;
             }
-            let Some(worker) = self.worker.as_mut() else {
-                if self.start_failures > 0 {
-                    let backoff = FIRST_BACKOFF
-                        .saturating_mul(1 << (self.start_failures - 1).min(10))
-                        .min(MAX_BACKOFF);
-                    glommio::timer::sleep(backoff).await;
-                }
-                self.spawn();
-                continue;
-            };
-            if worker.ready {
+            if let Some(worker) = self.worker.as_mut().filter(|w| w.ready) {
                 // A worker that died (or spoke) while idle is replaced now.
                 let idle_event = future::poll_once(worker.events.recv()).await;
                 let exited = matches!(worker.child.try_wait(), Ok(Some(_)));
                 match idle_event {
                     None if !exited => return true,
-                    Some(Some(Event::Frame(other))) => {
-                        let why = format!("unexpected frame {} while idle", frame_name(&other));
-                        self.bury(Some(why)).await;
-                    }
-                    Some(Some(Event::Closed(why))) => {
-                        self.bury(Some(why)).await;
-                    }
-                    _ => {
-                        self.bury(None).await;
-                    }
+                    Some(event) => self.handle_idle(Idle::Event(event)).await,
+                    None => self.handle_idle(Idle::Event(None)).await,
                 }
-                self.core.stats.compute[self.core.index]
-                    .worker_restarts
-                    .fetch_add(1, Relaxed);
                 continue;
             }
-            let deadline = worker.started + START_TIMEOUT;
-            let event = future::or(async { Some(worker.events.recv().await) }, async {
+            let event = future::or(async { Some(self.watch().await) }, async {
                 glommio::timer::sleep(CANCEL_POLL.max(Duration::from_millis(20))).await;
                 None
             })
             .await;
-            let failure = match event {
-                None if Instant::now() < deadline => continue,
-                None => format!(
-                    "no Ready within {START_TIMEOUT:?} (does main call heavylift::worker::serve_if_worker first?)"
-                ),
-                Some(Some(Event::Frame(Frame::Ready { pid, routes }))) => {
-                    worker.ready = true;
-                    self.start_failures = 0;
-                    log::debug!(
-                        "compute core {}: worker {pid} ready with {routes} routes",
-                        self.core.cpu
-                    );
-                    continue;
-                }
-                Some(Some(Event::Frame(other))) => {
-                    format!("sent {} before Ready", frame_name(&other))
-                }
-                Some(Some(Event::Closed(why))) => why,
-                Some(None) => "closed its job socket".into(),
-            };
-            self.start_failed(failure).await;
+            if let Some(event) = event {
+                self.handle_idle(event).await;
+            }
         }
+    }
+
+    /// Waits for what needs the supervisor while no job runs: time to start
+    /// a worker (after the back-off), a starting worker's `Hello` or its
+    /// start timeout, an idle worker's death or stray frame. Only awaits,
+    /// changes nothing, so it may be dropped at any point (a job came); the
+    /// caller passes what it returns to [`Supervisor::handle_idle`].
+    pub async fn watch(&self) -> Idle {
+        let Some(worker) = &self.worker else {
+            let now = Instant::now();
+            if self.next_start > now {
+                glommio::timer::sleep(self.next_start - now).await;
+            }
+            return Idle::Start;
+        };
+        if worker.ready {
+            return Idle::Event(worker.events.recv().await);
+        }
+        let left = (worker.started + START_TIMEOUT).saturating_duration_since(Instant::now());
+        future::or(async { Idle::Event(worker.events.recv().await) }, async {
+            glommio::timer::sleep(left).await;
+            Idle::StartTimeout
+        })
+        .await
+    }
+
+    /// Acts on what [`Supervisor::watch`] saw: start a worker, accept or
+    /// refuse a `Hello`, bury a worker that died or broke the protocol
+    /// while idle (a replacement starts at the next `watch`).
+    pub async fn handle_idle(&mut self, event: Idle) {
+        let Some(worker) = self.worker.as_mut() else {
+            if matches!(event, Idle::Start) {
+                self.spawn();
+            }
+            return;
+        };
+        if worker.ready {
+            // A worker that dies this soon after its start is not healthy:
+            // count it as a failed start, so one that exits right after its
+            // Hello is retried with back-off instead of in a loop.
+            let short_lived = worker.started.elapsed() < HEALTHY_AFTER;
+            let why = match event {
+                Idle::Event(Some(Event::Frame(other))) => Some(format!(
+                    "unexpected frame {} while idle",
+                    frame_name(&other)
+                )),
+                Idle::Event(Some(Event::Closed(why))) => Some(why),
+                Idle::Event(None) => None,
+                Idle::Start | Idle::StartTimeout => return,
+            };
+            self.bury(why).await;
+            self.core.stats.compute[self.core.index]
+                .worker_restarts
+                .fetch_add(1, Relaxed);
+            if short_lived {
+                self.start_failures += 1;
+                self.next_start = Instant::now() + backoff(self.start_failures);
+            }
+            return;
+        }
+        let failure = match event {
+            Idle::Start => return,
+            Idle::StartTimeout => match self.settings.program.command {
+                WorkerCommand::OwnBinary => format!(
+                    "no Hello within {START_TIMEOUT:?} (does main call heavylift::worker::serve_if_worker first?)"
+                ),
+                WorkerCommand::Shell(_) => format!("no Hello within {START_TIMEOUT:?}"),
+            },
+            Idle::Event(Some(Event::Frame(Frame::Hello { version, routes }))) => {
+                match hello_mismatch(version, &routes, &self.settings.program.routes) {
+                    None => {
+                        worker.ready = true;
+                        self.start_failures = 0;
+                        log::debug!(
+                            "compute core {}: worker {} ready with {} routes",
+                            self.core.cpu,
+                            worker.pid,
+                            routes.len()
+                        );
+                        return;
+                    }
+                    Some(why) => why,
+                }
+            }
+            Idle::Event(Some(Event::Frame(other))) => {
+                format!("sent {} before Hello", frame_name(&other))
+            }
+            Idle::Event(Some(Event::Closed(why))) => why,
+            Idle::Event(None) => "closed its job socket".into(),
+        };
+        self.start_failed(failure).await;
     }
 
     async fn start_failed(&mut self, why: String) {
@@ -452,9 +558,8 @@ impl Supervisor {
         self.start_failures += 1;
         let stats = &self.core.stats.compute[self.core.index];
         stats.worker_start_failures.fetch_add(1, Relaxed);
-        let backoff = FIRST_BACKOFF
-            .saturating_mul(1 << (self.start_failures - 1).min(10))
-            .min(MAX_BACKOFF);
+        let backoff = backoff(self.start_failures);
+        self.next_start = Instant::now() + backoff;
         log::error!(
             "compute core {}: worker {pid} failed to start ({why}; {}); {} failures in a row, next try in {backoff:?}",
             self.core.cpu,
@@ -463,12 +568,12 @@ impl Supervisor {
         );
     }
 
-    /// Starts a worker (it says `Ready` later); a failure counts as a failed start.
+    /// Starts a worker (it says `Hello` later); a failure counts as a failed start.
     fn spawn(&mut self) {
         self.core.stats.compute[self.core.index]
             .worker_pid
             .store(0, Relaxed);
-        match spawn_worker(self.core.cpu, self.settings.job_memory) {
+        match spawn_worker(&self.settings, self.core.cpu) {
             Ok(worker) => {
                 self.core.stats.compute[self.core.index]
                     .worker_pid
@@ -477,6 +582,7 @@ impl Supervisor {
             }
             Err(err) => {
                 self.start_failures += 1;
+                self.next_start = Instant::now() + backoff(self.start_failures);
                 self.core.stats.compute[self.core.index]
                     .worker_start_failures
                     .fetch_add(1, Relaxed);
@@ -496,7 +602,8 @@ impl Supervisor {
         };
         let mut buf = Vec::new();
         encode(&Frame::Cancel { id }, &mut buf);
-        let _ = worker.cancels.write_all(&buf).await;
+        let channel = worker.cancels.as_mut().unwrap_or(&mut worker.socket);
+        let _ = channel.write_all(&buf).await;
     }
 
     /// Writes encoded frames to the job socket; false when it cannot (the
@@ -509,15 +616,87 @@ impl Supervisor {
     }
 }
 
-fn frame_name(frame: &Frame) -> &'static str {
+pub(crate) fn frame_name(frame: &Frame) -> &'static str {
     match frame {
         Frame::Job { .. } => "Job",
         Frame::Cancel { .. } => "Cancel",
-        Frame::Ready { .. } => "Ready",
+        Frame::Hello { .. } => "Hello",
         Frame::Done { .. } => "Done",
-        Frame::Panicked { .. } => "Panicked",
+        Frame::Error { .. } => "Error",
         Frame::Stopped { .. } => "Stopped",
     }
+}
+
+/// Why a worker's `Hello` is not the one expected, if it is not.
+fn hello_mismatch(version: u32, routes: &[String], expected: &[String]) -> Option<String> {
+    if version != super::PROTOCOL_VERSION {
+        return Some(format!(
+            "its Hello speaks protocol version {version}, not {}",
+            super::PROTOCOL_VERSION
+        ));
+    }
+    if routes != expected {
+        let show = |r: &[String]| {
+            let mut s = r.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+            if r.len() > 8 {
+                s.push_str(", ...");
+            }
+            s
+        };
+        return Some(format!(
+            "its Hello announces routes [{}], not the server's [{}]",
+            show(routes),
+            show(expected)
+        ));
+    }
+    None
+}
+
+/// Header fields a worker may not set: framing and connection management
+/// are the server's (RFC 9112 section 6; RFC 9110 section 7.6.1), and the
+/// content type has its own field.
+const RESERVED_FIELDS: [&str; 8] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "content-type",
+];
+
+/// A worker's response must be one this server can send as is: a final
+/// status 200..=599 (no body on 204 or 304, RFC 9110 sections 15.3.5 and
+/// 15.4.5), header names that are tokens and values without CR, LF or NUL
+/// (RFC 9110 section 5.5), none of [`RESERVED_FIELDS`].
+pub fn check_response(r: &Response) -> Result<(), String> {
+    if !(200..=599).contains(&r.status) {
+        return Err(format!("status {} is not 200..=599", r.status));
+    }
+    if matches!(r.status, 204 | 304) && !r.body.is_empty() {
+        return Err(format!("status {} cannot have a body", r.status));
+    }
+    let bad_value = |v: &str| v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0));
+    if bad_value(&r.content_type) {
+        return Err("content type has CR, LF or NUL".into());
+    }
+    for (name, value) in &r.headers {
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return Err(format!("header name {name:?} is not a token"));
+        }
+        if RESERVED_FIELDS.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+            return Err(format!("header {name} is the server's to write"));
+        }
+        if bad_value(value) {
+            return Err(format!("header {name} has CR, LF or NUL in its value"));
+        }
+    }
+    Ok(())
 }
 
 /// Waits up to `limit` for `child` to exit; `None` if it still runs.
@@ -534,76 +713,21 @@ async fn reap(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// Starts `/proc/self/exe` with our own arguments as a worker pinned to
-/// `cpu`: job socket on fd 3, stderr to a socket we read, its own process
-/// group, SIGKILL when this thread dies. `std::process::Command` forks and
-/// at once execs; only async-signal-safe calls run in between.
-fn spawn_worker(cpu: usize, job_memory: Option<u64>) -> std::io::Result<Worker> {
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-    let (cancel_ours, cancel_theirs) = std::os::unix::net::UnixStream::pair()?;
-    let (err_ours, err_theirs) = std::os::unix::net::UnixStream::pair()?;
-    let ours_reader = ours.try_clone()?;
-    let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
-    let cancel_fd = std::os::fd::AsRawFd::as_raw_fd(&cancel_theirs);
-    let parent = std::process::id() as libc::pid_t;
-    let mut args = std::env::args_os();
-    let mut cmd = Command::new("/proc/self/exe");
-    if let Some(arg0) = args.next() {
-        cmd.arg0(arg0);
-    }
-    cmd.args(args)
-        .env(WORKER_ENV, format!("{WORKER_FD},{CANCEL_FD}"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::from(OwnedFd::from(err_theirs)));
-    match job_memory {
-        Some(bytes) => cmd.env(MEMORY_ENV, bytes.to_string()),
-        None => cmd.env_remove(MEMORY_ENV),
-    };
-    // SAFETY: the closure runs between fork and exec and makes only
-    // async-signal-safe system calls on values captured by copy.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The server died before the prctl: do not outlive it.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::other("server gone"));
-            }
-            libc::setpgid(0, 0);
-            // Each fd is first moved above the targets (fcntl F_DUPFD), so
-            // one dup2 cannot close the other's source.
-            let high_jobs = libc::fcntl(theirs_fd, libc::F_DUPFD, 10);
-            let high_cancel = libc::fcntl(cancel_fd, libc::F_DUPFD, 10);
-            if high_jobs < 0
-                || high_cancel < 0
-                || libc::dup2(high_jobs, WORKER_FD) < 0
-                || libc::dup2(high_cancel, CANCEL_FD) < 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(high_jobs);
-            libc::close(high_cancel);
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-            Ok(())
-        });
-    }
-    let child = cmd.spawn()?;
-    drop(theirs);
-    drop(cancel_theirs);
+/// Starts the core's worker program pinned to `cpu` (see `spawn.rs`) and
+/// the tasks that read its socket and its stderr.
+fn spawn_worker(settings: &ProcessSettings, cpu: usize) -> std::io::Result<Worker> {
+    let spawned = spawn(&settings.program.command, Some(cpu), settings.job_memory)?;
+    let child = spawned.child;
     let pid = child.id();
+    let reader = spawned.jobs.try_clone()?;
     // SAFETY: each fd comes from `into_raw_fd` of a socket we own; the
     // glommio stream takes it over.
-    let (socket, reader, cancels, err) = unsafe {
-        (
-            UnixStream::from_raw_fd(ours.into_raw_fd()),
-            UnixStream::from_raw_fd(ours_reader.into_raw_fd()),
-            UnixStream::from_raw_fd(cancel_ours.into_raw_fd()),
-            UnixStream::from_raw_fd(err_ours.into_raw_fd()),
-        )
-    };
+    let glommio_stream =
+        |s: std::os::unix::net::UnixStream| unsafe { UnixStream::from_raw_fd(s.into_raw_fd()) };
+    let socket = glommio_stream(spawned.jobs);
+    let reader = glommio_stream(reader);
+    let cancels = spawned.cancels.map(glommio_stream);
+    let err = glommio_stream(spawned.stderr);
     let (tx, events) = local_channel::new_bounded(4);
     let stderr_tail = Rc::new(RefCell::new(String::new()));
     let reader = glommio::spawn_local(read_events(reader, tx));
@@ -721,5 +845,14 @@ mod tests {
             "stack_overflow"
         );
         assert_eq!(signal_name(64), "signal 64");
+        // sh -c reports a command's signal as 128 + N.
+        assert_eq!(
+            DeathCause::of(exited(134), "").through_shell().describe(),
+            "SIGABRT"
+        );
+        assert_eq!(
+            DeathCause::of(exited(3), "").through_shell().describe(),
+            "exit status 3"
+        );
     }
 }
