@@ -1452,8 +1452,6 @@ impl LocalExecutor {
             let waker = dummy_waker();
             let cx = &mut Context::from_waker(&waker);
 
-            let spin_before_park = self.spin_before_park().unwrap_or_default();
-
             let future = this
                 .spawn_into(future, TaskQueueHandle::default())
                 .unwrap()
@@ -1494,6 +1492,9 @@ impl LocalExecutor {
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
                     } else {
+                        // Read at every park, not once (heavylift patch 5):
+                        // `ExecutorProxy::set_spin_before_park` may change it.
+                        let spin_before_park = this.spin_before_park().unwrap_or_default();
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {
                                 this.parker
@@ -2246,6 +2247,26 @@ impl ExecutorProxy {
                 .expect("this thread doesn't have a LocalExecutor running")
                 .id()
         };
+    }
+
+    /// Sets this executor's spin before park (see
+    /// [`LocalExecutorBuilder::spin_before_park`]) from now on; `None`
+    /// parks at once. For an executor that shares its CPU with a process it
+    /// waits for (heavylift patch 5): spin while that process is idle, park
+    /// while it runs. Panics outside an executor.
+    pub fn set_spin_before_park(&self, spin: Option<Duration>) {
+        #[cfg(not(feature = "native-tls"))]
+        LOCAL_EX.with(|local_ex| local_ex.queues.borrow_mut().spin_before_park = spin);
+
+        #[cfg(feature = "native-tls")]
+        unsafe {
+            LOCAL_EX
+                .as_ref()
+                .expect("this thread doesn't have a LocalExecutor running")
+                .queues
+                .borrow_mut()
+                .spin_before_park = spin;
+        }
     }
 
     /// Creates a new task queue, with a given latency hint and the provided
