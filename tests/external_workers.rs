@@ -331,6 +331,10 @@ fn what_a_job_prints_and_answers_stays_its_own() {
             .starts_with("Caught an exception: worker sent a bad response: "),
         "{r:?}"
     );
+    // More stderr during a job than a socket buffer holds.
+    let r = server.get("/flood?kb=2048");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.text(), "flooded");
     assert_eq!(
         pid_of(&server),
         pid,

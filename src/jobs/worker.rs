@@ -128,6 +128,9 @@ async fn run_supervised(
     let stats = &core.stats.compute[core.index];
     let mut supervisor = Supervisor::new(core.clone(), settings);
     supervisor.prestart();
+    // One value on this task's stack per job; boxing the job would cost an
+    // allocation per job instead.
+    #[allow(clippy::large_enum_variant)]
     enum Next {
         Job(Option<Job>),
         Idle(Idle),
@@ -135,11 +138,17 @@ async fn run_supervised(
     loop {
         // Between jobs the supervisor keeps its worker up: it takes the
         // Hello and replaces a worker that dies idle, so the next job does
-        // not wait for a start.
-        let next = future::or(async { Next::Job(rx.recv().await) }, async {
-            Next::Idle(supervisor.watch().await)
-        })
-        .await;
+        // not wait for a start. A job already waiting is taken without
+        // setting up that watch (two io_uring polls and their cancels).
+        let next = match future::poll_once(rx.recv()).await {
+            Some(job) => Next::Job(job),
+            None => {
+                future::or(async { Next::Job(rx.recv().await) }, async {
+                    Next::Idle(supervisor.watch().await)
+                })
+                .await
+            }
+        };
         let job = match next {
             Next::Job(Some(job)) => job,
             Next::Job(None) => break,

@@ -61,7 +61,7 @@ const IO_PREEMPT_TIMER: Duration = Duration::from_millis(5);
 /// executor wakes each `WAKE_TICK` (10 ms) and then polls this long (~1% of a
 /// CPU each); a compute core also polls this long after each job. Never on a
 /// shared core, where polling would take the CPU from the other role.
-const SPIN_BEFORE_PARK: Duration = Duration::from_micros(100);
+pub(crate) const SPIN_BEFORE_PARK: Duration = Duration::from_micros(100);
 /// Registered buffer memory per executor; the network path does not use it,
 /// and the default (10 MiB x 3 rings) trips RLIMIT_MEMLOCK for normal users.
 const IO_MEMORY: usize = 64 << 10;
@@ -157,10 +157,10 @@ impl Server {
             let process = process.clone();
             let name = format!("hl-compute-{cpu}");
             // Under process isolation the worker shares this CPU: the
-            // executor must not poll it away while the worker runs a job.
-            let no_polling = shared || process.is_some();
+            // supervisor turns the spin off while its worker runs a job
+            // (`SpinOff`) and the executor spins only while it waits for jobs.
             let spawned =
-                builder(cpu, &name, CoreRole::Compute, no_polling).spawn(move || async move {
+                builder(cpu, &name, CoreRole::Compute, shared).spawn(move || async move {
                     if let Err(err) = priority.apply_to_current_thread() {
                         log::warn!("compute core {cpu}: --compute-priority {priority:?} not applied: {err}");
                     }

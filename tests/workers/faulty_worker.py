@@ -16,6 +16,7 @@ Routes (announced in this order):
 - ``/twice``: writes a Done "first" itself, then returns "second".
 - ``/exit_after``: writes a Done "bye" itself, then exits 0 between jobs.
 - ``/print``: prints 1000 lines to stdout and some to stderr; "printed".
+- ``/flood?kb=K``: writes K KiB (default 1024) to stderr during the job.
 - ``/echo``: {"bytes": N, "sha256": hex} of the request body.
 - ``/memory?mb=M``: allocates and touches M MiB; "allocated".
 - ``/headers``: 201, text/x-test, X-From-Worker: yes, "ok".
@@ -115,6 +116,17 @@ def print_(request):
         sys.stderr.write("stderr line %d of /print\n" % i)
     sys.stderr.flush()
     return "printed"
+
+
+@route("/flood")
+def flood(request):
+    # More than any socket buffer holds: heavylift must read stderr while
+    # the job runs, or this write blocks and the job never ends.
+    line = "x" * 99 + "\n"
+    for _ in range(int(request.arg("kb") or 1024) * 1024 // 100):
+        sys.stderr.write(line)
+    sys.stderr.flush()
+    return "flooded"
 
 
 @route("/echo")
