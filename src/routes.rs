@@ -79,10 +79,11 @@ fn check_spin(req: &Request<'_>) -> Result<(), Response> {
 
 /// `/spin?id=X&secs=S`: burns the CPU for S seconds and never looks at its
 /// cancel flag, like a C library call or a regex that cannot be interrupted.
-fn spin_job(input: &JobInput, _ctx: &JobContext<'_>) -> Result<Response, Cancelled> {
+fn spin_job(input: &JobInput, ctx: &JobContext<'_>) -> Result<Response, Cancelled> {
     let (Ok(id), Ok(secs)) = (parse_id(&input.query), parse_spin_secs(&input.query)) else {
         return Ok(Response::text(400, "bad id or secs"));
     };
+    let cpu_start = thread_cpu_time();
     let started = Instant::now();
     let until = Duration::from_secs_f64(secs);
     let mut x = 0u64;
@@ -93,6 +94,21 @@ fn spin_job(input: &JobInput, _ctx: &JobContext<'_>) -> Result<Response, Cancell
     }
     std::hint::black_box(x);
     let took = started.elapsed().as_secs_f64();
+    if input.accepts_json() {
+        // The contract's text line, or (Accept: application/json) the same
+        // fields as the heavy job's JSON: where it ran and where time went.
+        let cpu = thread_cpu_time().saturating_sub(cpu_start).as_secs_f64();
+        let id = serde_json::Value::from(id);
+        return Ok(Response::json(
+            200,
+            format!(
+                "{{\"id\": {id}, \"seconds\": {took:.3}, \"io_core\": {}, \"compute_core\": {}, \"queued_seconds\": {:.6}, \"cpu_seconds\": {cpu:.6}}}",
+                input.io_core,
+                ctx.compute_core,
+                ctx.queued.as_secs_f64()
+            ),
+        ));
+    }
     Ok(Response::text(
         200,
         format!("spin result {id} <--- {took:.3} s"),

@@ -18,6 +18,71 @@ pub const DURATION_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Upper bounds (seconds) of the per-route job time histograms (queue wait,
+/// run time, CPU time): from the 100 us of an empty job's round trip to the
+/// 30 s default job timeout.
+pub const TIME_BUCKETS: [f64; 15] = [
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A Prometheus histogram over [`TIME_BUCKETS`]: relaxed atomic counters,
+/// written by any compute core, read by `/metrics`.
+#[derive(Default)]
+pub struct TimeHistogram {
+    buckets: [AtomicU64; TIME_BUCKETS.len()],
+    count: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl TimeHistogram {
+    /// Counts one observation of `d`.
+    pub fn record(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = TIME_BUCKETS.iter().position(|le| secs <= *le) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.micros
+            .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    /// Their sum, in seconds.
+    pub fn sum_secs(&self) -> f64 {
+        self.micros.load(Relaxed) as f64 / 1e6
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        use std::fmt::Write;
+        let mut cumulative = 0;
+        for (le, n) in TIME_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += n.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.count();
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_secs());
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// Where the time of one route's jobs went (jobs that started only).
+#[derive(Default)]
+pub struct RouteTimes {
+    /// From dispatch on the I/O core to the start on a compute core.
+    pub queue: TimeHistogram,
+    /// From start to end, on the compute core (in its worker, under process
+    /// isolation, hand-off included).
+    pub run: TimeHistogram,
+    /// The job's CPU time: the compute thread's CPU clock (thread
+    /// isolation) or the worker process's (process isolation).
+    pub cpu: TimeHistogram,
+}
+
 /// `cause` labels of `heavylift_worker_deaths_total` (process isolation).
 pub const DEATH_CAUSES: [&str; 9] = [
     "out_of_memory",
@@ -123,6 +188,8 @@ pub struct Stats {
     pub routes: Vec<String>,
     /// Expected run times per route and waits per compute core (admission).
     pub estimates: crate::jobs::estimate::Estimates,
+    /// Per route (router order): queue wait, run time and CPU time of its jobs.
+    pub route_times: Vec<RouteTimes>,
 }
 
 /// Job totals over all cores.
@@ -164,7 +231,27 @@ impl Stats {
             io,
             estimates: crate::jobs::estimate::Estimates::new(routes.len(), compute_cpus.len()),
             compute,
+            route_times: (0..routes.len()).map(|_| RouteTimes::default()).collect(),
             routes,
+        }
+    }
+
+    /// Records a job of route `route` that started: its wait in the queue,
+    /// its run time and, when known, its CPU time.
+    pub fn record_job(
+        &self,
+        route: usize,
+        queued: std::time::Duration,
+        run: std::time::Duration,
+        cpu: Option<std::time::Duration>,
+    ) {
+        let Some(t) = self.route_times.get(route) else {
+            return;
+        };
+        t.queue.record(queued);
+        t.run.record(run);
+        if let Some(cpu) = cpu {
+            t.cpu.record(cpu);
         }
     }
 
@@ -442,6 +529,36 @@ impl Stats {
                 out,
                 "heavylift_job_duration_seconds_count{{core=\"{cpu}\"}} {count}"
             );
+        }
+        // Per route, for the routes that ran a job (a route that never
+        // offloads would only add empty series).
+        type Pick = fn(&RouteTimes) -> &TimeHistogram;
+        let families: [(&str, &str, Pick); 3] = [
+            (
+                "heavylift_job_queue_seconds",
+                "Time jobs waited from dispatch to their start, by route.",
+                |t| &t.queue,
+            ),
+            (
+                "heavylift_job_run_seconds",
+                "Time jobs ran on a compute core (in its worker under process isolation), by route.",
+                |t| &t.run,
+            ),
+            (
+                "heavylift_job_cpu_seconds",
+                "CPU time of jobs (the compute thread's or the worker process's CPU clock), by route.",
+                |t| &t.cpu,
+            ),
+        ];
+        for (name, help, pick) in families {
+            family(&mut out, name, "histogram", help);
+            for (route, times) in self.routes.iter().zip(&self.route_times) {
+                if times.run.count() == 0 {
+                    continue;
+                }
+                let labels = format!("route=\"{}\"", escape_label(route));
+                pick(times).render(&mut out, name, &labels);
+            }
         }
         out
     }

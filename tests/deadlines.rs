@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use heavylift::ServeConfig;
+
 use crate::util::*;
 
 const LONG: &str = "/slow_threaded?id=d&n=20000";
@@ -98,6 +100,76 @@ fn answers_say_how_long_the_job_queued_and_its_cpu_time() {
         secs(&b, "queued_seconds") >= secs(&a, "seconds") * 0.3,
         "queued {b} behind {a}"
     );
+}
+
+/// CPU time is the job's own: a job that spins has about its run time of
+/// CPU, one that sleeps almost none; `/metrics` has queue wait, run time and
+/// CPU time per route as histograms.
+#[test]
+fn cpu_time_is_the_jobs_own_and_metrics_show_it_per_route() {
+    let router = heavylift::routes::seed_router(1 << 20).get(
+        "/nap",
+        heavylift::offload(|_, _| {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(heavylift::Response::text(200, "rested"))
+        }),
+    );
+    let config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), one_io_one_compute());
+    let server = TestServer::start_router(config, router);
+    let r = get(
+        server.addr,
+        "/spin?id=c&secs=1",
+        &[("Accept", "application/json")],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+    let (secs, cpu) = (
+        v["seconds"].as_f64().unwrap(),
+        v["cpu_seconds"].as_f64().unwrap(),
+    );
+    // Spinning: CPU time near its wall time (wide margin below: another
+    // process may take the CPU for a while on a loaded machine).
+    assert!(secs >= 1.0, "{v}");
+    assert!(cpu <= secs + 0.01 && cpu >= 0.5, "{v}");
+    assert_eq!(server.get("/nap").text(), "rested");
+
+    let m = server.get("/metrics").text();
+    let sample = |line: &str| -> f64 {
+        m.lines()
+            .find(|l| l.starts_with(line))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{line} not in\n{m}"))
+    };
+    assert_eq!(
+        sample("heavylift_job_cpu_seconds_count{route=\"spin\"}"),
+        1.0
+    );
+    assert!(
+        sample("heavylift_job_cpu_seconds_sum{route=\"spin\"}") >= 0.5,
+        "{m}"
+    );
+    assert!(
+        sample("heavylift_job_run_seconds_sum{route=\"nap\"}") >= 0.29,
+        "{m}"
+    );
+    assert!(
+        sample("heavylift_job_cpu_seconds_sum{route=\"nap\"}") < 0.05,
+        "{m}"
+    );
+    assert_eq!(
+        sample("heavylift_job_queue_seconds_count{route=\"nap\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample("heavylift_job_run_seconds_bucket{route=\"nap\",le=\"0.25\"}"),
+        0.0
+    );
+    assert_eq!(
+        sample("heavylift_job_run_seconds_bucket{route=\"nap\",le=\"0.5\"}"),
+        1.0
+    );
+    // Routes that never ran a job have no series.
+    assert!(!m.contains("route=\"fast\",le="), "{m}");
 }
 
 /// Deadline-aware admission: once run times are known, a job whose deadline

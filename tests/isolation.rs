@@ -318,8 +318,25 @@ fn process_mode_serves_every_offloaded_route_as_thread_mode_does() {
         cpu > 0.0 && cpu < 5.0 && (0.0..5.0).contains(&queued),
         "{v}"
     );
-    assert_eq!(server.get("/spin?id=q&secs=0.1").status, 200);
+    assert_eq!(server.get("/spin?id=q&secs=0.3").status, 200);
     assert!(identity_holds(&server.stats()));
+    // Per route CPU time is the worker process's CPU clock over the job.
+    let m = server.metrics();
+    let spin_cpu = counter_f64(&m, "heavylift_job_cpu_seconds_sum{route=\"spin\"}");
+    assert!((0.03..=0.5).contains(&spin_cpu), "{m}");
+    let runs = counter(
+        &m,
+        "heavylift_job_run_seconds_count{route=\"slow_threaded\"}",
+    );
+    assert!(runs >= 1, "{m}");
+}
+
+fn counter_f64(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{prefix} not in\n{metrics}"))
 }
 
 #[test]

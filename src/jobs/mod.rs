@@ -71,15 +71,21 @@ impl JobContext<'_> {
 /// difference across a job is that job's own CPU time, exactly; zero if the
 /// clock cannot be read.
 pub fn thread_cpu_time() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or(Duration::ZERO)
+}
+
+/// The time of CPU clock `clock` (a thread's, or another process's from
+/// `clock_getcpuclockid`); `None` if it cannot be read (the process is gone).
+pub fn cpu_clock(clock: libc::clockid_t) -> Option<Duration> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec we own.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    let ok = unsafe { libc::clock_gettime(clock, &mut ts) } == 0;
     match (ok, u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
-        (true, Ok(secs), Ok(nanos)) => Duration::new(secs, nanos),
-        _ => Duration::ZERO,
+        (true, Ok(secs), Ok(nanos)) => Some(Duration::new(secs, nanos)),
+        _ => None,
     }
 }
 

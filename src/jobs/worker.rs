@@ -21,7 +21,7 @@ use glommio::channels::shared_channel::ConnectedReceiver;
 
 use super::process::supervisor::{Idle, Supervisor};
 use super::process::ProcessSettings;
-use super::{panic_message, Done, Job, JobContext, JobOutcome, JobState};
+use super::{panic_message, thread_cpu_time, Done, Job, JobContext, JobOutcome, JobState};
 use crate::stats::Stats;
 
 /// How often an idle compute executor wakes up on its own. Under CPU
@@ -213,6 +213,7 @@ fn run_job(core: &ComputeCore, job: &Job) -> Option<JobOutcome> {
     }
     stats.running.store(true, Relaxed);
     let started = Instant::now();
+    let cpu_before = thread_cpu_time();
     let ctx = JobContext {
         compute_core: core.cpu,
         cancel,
@@ -221,7 +222,10 @@ fn run_job(core: &ComputeCore, job: &Job) -> Option<JobOutcome> {
     };
     let result = run_caught(|| (job.run)(&job.input, &ctx));
     let took = started.elapsed();
+    let cpu = thread_cpu_time().saturating_sub(cpu_before);
     stats.record_duration(took.as_secs_f64());
+    core.stats
+        .record_job(job.route, ctx.queued, took, Some(cpu));
     core.stats.estimates.finished(core.index, job.route, took);
     stats.running.store(false, Relaxed);
     match result {

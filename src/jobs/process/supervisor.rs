@@ -29,7 +29,7 @@ use super::spawn::{kill_group, spawn, WorkerCommand};
 use super::{WorkerProgram, NOT_THE_WORKERS};
 use crate::http::Response;
 use crate::jobs::worker::ComputeCore;
-use crate::jobs::{Job, JobOutcome, JobState};
+use crate::jobs::{cpu_clock, Job, JobOutcome, JobState};
 use crate::server::SPIN_BEFORE_PARK;
 
 /// How often a running job's cancel token is looked at.
@@ -185,6 +185,8 @@ struct Worker {
     started: Instant,
     /// Its compute core's CPU, for the log.
     cpu: usize,
+    /// Its process CPU clock (`clock_getcpuclockid`), for jobs' CPU time.
+    cpu_clock: Option<libc::clockid_t>,
 }
 
 impl Worker {
@@ -385,14 +387,30 @@ impl Supervisor {
         let stats = &all_stats.compute[self.core.index];
         stats.running.store(true, Relaxed);
         let started = Instant::now();
+        let queued = started.saturating_duration_since(job.dispatched);
+        let (clock, cpu_before) = self.worker_cpu();
         let outcome = self.run_started(job).await;
         let took = started.elapsed();
+        // The same worker from start to end, or no CPU figure.
+        let cpu = match (clock, self.worker_cpu()) {
+            (Some(before), (Some(after), _)) if before == after => cpu_clock(after)
+                .zip(cpu_before)
+                .map(|(a, b)| a.saturating_sub(b)),
+            _ => None,
+        };
+        all_stats.record_job(job.route, queued, took, cpu);
         stats.record_duration(took.as_secs_f64());
         all_stats
             .estimates
             .finished(self.core.index, job.route, took);
         stats.running.store(false, Relaxed);
         outcome
+    }
+
+    /// The current worker's CPU clock and its reading now.
+    fn worker_cpu(&self) -> (Option<libc::clockid_t>, Option<Duration>) {
+        let clock = self.worker.as_ref().and_then(|w| w.cpu_clock);
+        (clock, clock.and_then(cpu_clock))
     }
 
     async fn run_started(&mut self, job: &Job) -> Option<JobOutcome> {
@@ -874,6 +892,14 @@ pub fn check_response(r: &Response) -> Result<(), String> {
     Ok(())
 }
 
+/// Process `pid`'s CPU clock (all its threads), readable with clock_gettime.
+fn process_cpu_clock(pid: u32) -> Option<libc::clockid_t> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: clock_getcpuclockid writes one clockid_t we own.
+    let rc = unsafe { libc::clock_getcpuclockid(i32::try_from(pid).ok()?, &mut clock) };
+    (rc == 0).then_some(clock)
+}
+
 /// Waits up to `limit` for `child` to exit; `None` if it still runs.
 async fn reap(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
@@ -922,6 +948,7 @@ fn spawn_worker(settings: &ProcessSettings, cpu: usize) -> std::io::Result<Worke
         ready: false,
         started: Instant::now(),
         cpu,
+        cpu_clock: process_cpu_clock(pid),
     })
 }
 
