@@ -175,6 +175,15 @@ pub struct Handler {
     /// Most request body bytes, framing included (413 past it). Default is
     /// 1 MiB ([`MAX_BODY_BYTES`]).
     pub max_body: u64,
+    /// This route's job timeout (offloaded jobs), instead of the server's
+    /// `--job-timeout`; the caller's `x-envoy-expected-rq-timeout-ms` still
+    /// shortens it. Default is `None` (the server's).
+    pub job_timeout: Option<std::time::Duration>,
+    /// The most of each compute core's queue this route's waiting jobs may
+    /// take, as a fraction in (0, 1] of `--queue-depth` (at least one job);
+    /// past it the request gets 503, so one slow endpoint cannot fill every
+    /// queue and starve the others. Default is `None` (the whole queue).
+    pub queue_share: Option<f64>,
 }
 
 /// A handler answered on the I/O core.
@@ -202,6 +211,8 @@ impl Handler {
             work,
             check: None,
             max_body: MAX_BODY_BYTES,
+            job_timeout: None,
+            queue_share: None,
         }
     }
 
@@ -218,6 +229,33 @@ impl Handler {
     pub fn max_body(mut self, bytes: u64) -> Handler {
         self.max_body = bytes;
         self
+    }
+
+    /// Sets this route's job timeout (see [`Handler::job_timeout`]); a zero
+    /// duration is taken as 1 ms.
+    pub fn job_timeout(mut self, timeout: std::time::Duration) -> Handler {
+        self.job_timeout = Some(timeout.max(std::time::Duration::from_millis(1)));
+        self
+    }
+
+    /// Sets this route's share of each compute core's queue (see
+    /// [`Handler::queue_share`]): `fraction` is clamped to (0, 1]; NaN or
+    /// anything not above 0 means the least share, one waiting job per core.
+    pub fn queue_share(mut self, fraction: f64) -> Handler {
+        let f = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        self.queue_share = Some(f);
+        self
+    }
+
+    /// The most jobs of this route that may wait in one compute core's queue
+    /// of `queue_depth`, or `None` when the route has no share of its own.
+    pub fn queue_cap(&self, queue_depth: usize) -> Option<usize> {
+        self.queue_share
+            .map(|f| ((f * queue_depth as f64).floor() as usize).clamp(1, queue_depth.max(1)))
     }
 }
 
@@ -447,6 +485,21 @@ fn allow_header(methods: impl Iterator<Item = Method>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_queue_share_is_at_least_one_job_and_at_most_the_queue() {
+        let h = || offload(|_, _| Ok(Response::text(200, "")));
+        assert_eq!(h().queue_cap(64), None);
+        assert_eq!(h().queue_share(0.5).queue_cap(64), Some(32));
+        assert_eq!(h().queue_share(0.5).queue_cap(3), Some(1));
+        assert_eq!(h().queue_share(0.0).queue_cap(64), Some(1));
+        assert_eq!(h().queue_share(f64::NAN).queue_cap(64), Some(1));
+        assert_eq!(h().queue_share(7.0).queue_cap(64), Some(64));
+        assert_eq!(
+            h().job_timeout(std::time::Duration::ZERO).job_timeout,
+            Some(std::time::Duration::from_millis(1))
+        );
+    }
     use super::*;
 
     fn head(text: &str) -> RequestHead {

@@ -110,7 +110,7 @@ pub struct IoCoreStats {
     pub timed_out: AtomicU64,
     pub cancelled: AtomicU64,
     /// Admission refusals (503) by `jobs::dispatch::REFUSAL_REASONS`.
-    pub refused: [AtomicU64; 2],
+    pub refused: [AtomicU64; 3],
     /// `[route][status]` request counts; the last route row is "other" (404s).
     by_route: Vec<[AtomicU64; STATUSES.len()]>,
 }
@@ -141,6 +141,9 @@ pub struct ComputeCoreStats {
     duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
     duration_count: AtomicU64,
     duration_micros: AtomicU64,
+    /// Per route (router order): its jobs admitted to this core and not
+    /// finished, for the routes' queue shares.
+    pub route_in_flight: Vec<AtomicUsize>,
 }
 
 impl ComputeCoreStats {
@@ -222,7 +225,10 @@ impl Stats {
         let compute = compute_cpus
             .iter()
             .map(|&cpu| {
-                let s = ComputeCoreStats::default();
+                let s = ComputeCoreStats {
+                    route_in_flight: (0..routes.len()).map(|_| AtomicUsize::new(0)).collect(),
+                    ..ComputeCoreStats::default()
+                };
                 s.cpu.store(cpu, Relaxed);
                 s
             })

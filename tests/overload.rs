@@ -151,3 +151,96 @@ fn hanging_up_with_a_full_pipeline_buffer_still_cancels_the_job() {
     assert_eq!(stats["jobs"]["completed"], 0, "{stats}");
     assert!(identity_holds(&stats));
 }
+
+/// A job that naps in 10 ms steps, stopping at its cancel.
+fn nap(secs: f64) -> heavylift::Handler {
+    heavylift::offload(move |_, ctx| {
+        let until = Instant::now() + Duration::from_secs_f64(secs);
+        while Instant::now() < until {
+            if ctx.should_stop() {
+                return Err(heavylift::Cancelled);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(heavylift::Response::text(200, "rested"))
+    })
+}
+
+fn policy_server(queue_depth: usize) -> TestServer {
+    let router = heavylift::Router::new()
+        .get("/short", nap(5.0).job_timeout(Duration::from_millis(300)))
+        .get("/hog", nap(1.5).queue_share(0.5))
+        .get("/other", nap(0.05));
+    let mut config =
+        heavylift::ServeConfig::new("127.0.0.1:0".parse().unwrap(), one_io_one_compute());
+    config.queue_depth = queue_depth;
+    config.job_timeout = Duration::from_secs(30);
+    TestServer::start_router(config, router)
+}
+
+/// Per-route policy (library API): a route's own job timeout replaces the
+/// server's, and the caller's deadline still shortens it.
+#[test]
+fn a_route_sets_its_own_job_timeout() {
+    let server = policy_server(8);
+    let started = Instant::now();
+    let r = server.get("/short");
+    assert_eq!(r.status, 504, "{r:?}");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "504 after {took:?}, not at 0.3 s"
+    );
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    let started = Instant::now();
+    let r = get(
+        server.addr,
+        "/short",
+        &[("x-envoy-expected-rq-timeout-ms", "100")],
+    );
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The other routes keep the server's 30 s.
+    assert_eq!(server.get("/other").text(), "rested");
+}
+
+/// Per-route policy: a route with half of the queue cannot take the rest,
+/// so other routes are still admitted while it is refused.
+#[test]
+fn a_route_cannot_take_more_than_its_queue_share() {
+    let server = policy_server(4);
+    // One hog runs, two wait: its share of a queue of 4.
+    let hogs: Vec<_> = (0..3)
+        .map(|_| {
+            let addr = server.addr;
+            let t = std::thread::spawn(move || get(addr, "/hog", &[]));
+            std::thread::sleep(Duration::from_millis(100));
+            t
+        })
+        .collect();
+    let stats = wait_for_stats(&server, 10, |s| s["compute_cores"][0]["queued"] == 2);
+    assert_eq!(stats["compute_cores"][0]["queued"], 2, "{stats}");
+    let started = Instant::now();
+    let r = server.get("/hog");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.text().contains("share"), "{r:?}");
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // Another route still finds room (and waits behind the hogs).
+    let other = {
+        let addr = server.addr;
+        std::thread::spawn(move || get(addr, "/other", &[]))
+    };
+    for h in hogs {
+        assert_eq!(h.join().unwrap().status, 200);
+    }
+    assert_eq!(other.join().unwrap().text(), "rested");
+    let m = server.get("/metrics").text();
+    assert!(
+        m.contains("heavylift_admission_refusals_total{reason=\"route_share\"} 1"),
+        "{m}"
+    );
+    let stats = server.stats();
+    assert!(identity_holds(&stats), "{stats}");
+    assert_eq!(stats["jobs"]["rejected"], 1, "{stats}");
+}

@@ -29,10 +29,21 @@ pub enum Refusal {
     QueuesFull = 0,
     /// The measured work ahead would not let it start before its deadline.
     Deadline = 1,
+    /// Its route already has its share of every compute queue waiting
+    /// (`Handler::queue_share`).
+    RouteShare = 2,
 }
 
 /// `Refusal` names as `/metrics` labels them, in index order.
-pub const REFUSAL_REASONS: [&str; 2] = ["queues_full", "deadline"];
+pub const REFUSAL_REASONS: [&str; 3] = ["queues_full", "deadline", "route_share"];
+
+/// A route's limit in admission: its index and, when it has a queue share,
+/// the most of its jobs that may wait per compute core.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLimit {
+    pub route: usize,
+    pub cap: Option<usize>,
+}
 
 /// One per I/O core.
 pub struct Dispatcher {
@@ -72,12 +83,22 @@ impl Dispatcher {
     /// times (`jobs::estimate`), could start it in time. Otherwise the 503
     /// to send (counted as rejected), with `Retry-After` from the same
     /// estimates; the job never runs.
-    pub fn admit(&self, deadline: Duration) -> Result<(), Response> {
+    pub fn admit(&self, route: RouteLimit, deadline: Duration) -> Result<(), Response> {
         let estimates = &self.stats.estimates;
-        let with_room = (0..self.stats.compute.len())
-            .filter(|&c| self.stats.compute[c].in_flight.load(Relaxed) <= self.queue_depth);
-        let Some(best) = with_room.map(|c| estimates.wait(c)).min() else {
-            return Err(self.refuse_full());
+        let compute = &self.stats.compute;
+        let with_room =
+            (0..compute.len()).filter(|&c| compute[c].in_flight.load(Relaxed) <= self.queue_depth);
+        let mut full = true;
+        let with_share = with_room.filter(|&c| {
+            full = false;
+            route_has_room(&compute[c], route)
+        });
+        let Some(best) = with_share.map(|c| estimates.wait(c)).min() else {
+            return Err(if full {
+                self.refuse_full()
+            } else {
+                self.refuse_share()
+            });
         };
         if best > deadline {
             return Err(self.refuse(Refusal::Deadline, best - deadline));
@@ -92,10 +113,11 @@ impl Dispatcher {
     /// counts it).
     pub fn dispatch(
         &self,
-        route: usize,
+        limit: RouteLimit,
         run: JobFn,
         input: JobInput,
     ) -> Option<(u64, CancelToken)> {
+        let route = limit.route;
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1));
         let n = self.stats.compute.len();
@@ -123,8 +145,15 @@ impl Dispatcher {
         };
         for (_, _, c) in order {
             // The running job does not count against the depth.
-            let in_flight = &self.stats.compute[c].in_flight;
+            let core = &self.stats.compute[c];
+            let in_flight = &core.in_flight;
             if in_flight.fetch_add(1, AcqRel) > self.queue_depth {
+                in_flight.fetch_sub(1, AcqRel);
+                continue;
+            }
+            let of_route = &core.route_in_flight[route];
+            if of_route.fetch_add(1, AcqRel) > limit.cap.unwrap_or(usize::MAX - 1) {
+                of_route.fetch_sub(1, AcqRel);
                 in_flight.fetch_sub(1, AcqRel);
                 continue;
             }
@@ -138,6 +167,7 @@ impl Dispatcher {
                 }
                 Err(err) => {
                     in_flight.fetch_sub(1, AcqRel);
+                    of_route.fetch_sub(1, AcqRel);
                     estimates.dequeued(c, added, false);
                     match take_back(err) {
                         Some(back) => job = back,
@@ -157,6 +187,9 @@ impl Dispatcher {
         log::debug!("job refused ({why:?}, 503)");
         let body = match why {
             Refusal::QueuesFull => "every compute queue is full; retry later",
+            Refusal::RouteShare => {
+                "this route has its share of every compute queue waiting already; retry later"
+            }
             Refusal::Deadline => {
                 "the job could not start before its deadline (the work queued ahead is longer); retry later"
             }
@@ -175,10 +208,30 @@ impl Dispatcher {
         self.refuse(Refusal::QueuesFull, soonest)
     }
 
+    /// `refuse(RouteShare, ..)`: the route's jobs fill their share of every
+    /// queue; the wait is until the soonest of them could start, by the
+    /// measured run times.
+    pub fn refuse_share(&self) -> Response {
+        let estimates = &self.stats.estimates;
+        let soonest = (0..self.stats.compute.len())
+            .map(|c| estimates.running_left(c))
+            .min()
+            .unwrap_or_default();
+        self.refuse(Refusal::RouteShare, soonest)
+    }
+
     /// Closes this core's job channels (at shutdown), so compute cores can finish.
     pub fn close(&self) {
         self.senders.close();
     }
+}
+
+/// True when `route` may add a job to compute core `core`: it has no share
+/// of its own, or its jobs there are within the share (plus the running one).
+fn route_has_room(core: &crate::stats::ComputeCoreStats, route: RouteLimit) -> bool {
+    route
+        .cap
+        .is_none_or(|cap| core.route_in_flight[route.route].load(Relaxed) <= cap)
 }
 
 /// A failed `try_send_to` hands the job back unless the channel itself is broken.

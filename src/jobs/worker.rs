@@ -162,6 +162,7 @@ async fn run_supervised(
         let outcome = supervisor.run(&job).await;
         estimates.idle(core.index);
         stats.in_flight.fetch_sub(1, AcqRel);
+        stats.route_in_flight[job.route].fetch_sub(1, AcqRel);
         if let Some(outcome) = outcome {
             send_outcome(&core, &results, &job, outcome).await;
         }
@@ -196,6 +197,7 @@ async fn drain_stream(
         estimates.idle(core.index);
         // The core is free for the next job before the result travels back.
         stats.in_flight.fetch_sub(1, AcqRel);
+        stats.route_in_flight[job.route].fetch_sub(1, AcqRel);
         if let Some(outcome) = outcome {
             send_outcome(&core, &results, &job, outcome).await;
         }

@@ -21,6 +21,7 @@ use glommio::net::TcpStream;
 use super::io_core::IoCore;
 use super::timeouts::{Expired, Watch};
 use crate::http::{BodyKind, Next, RequestHead, RequestReader, Response, Version, MAX_BODY_BYTES};
+use crate::jobs::dispatch::RouteLimit;
 use crate::jobs::worker::run_caught;
 use crate::jobs::{
     outcome_response, CancelToken, JobContext, JobFn, JobInput, JobOutcome, JobState,
@@ -250,7 +251,7 @@ impl Connection {
                     io_core: core.cpu,
                     stats: &core.stats,
                 };
-                let plan = match admit(&core, route, &request) {
+                let plan = match admit(&core, (index, route), &request) {
                     Ok(timeout) => Plan::Route {
                         index,
                         params,
@@ -362,21 +363,33 @@ impl Connection {
             return None;
         }
         let core = self.core.clone();
-        let Some((id, cancel)) = core.dispatcher.dispatch(route, job, input) else {
-            log::warn!(
-                "I/O core {}: job rejected, every compute queue is full (503)",
+        let limit = RouteLimit {
+            route,
+            cap: core.router.routes()[route]
+                .handler
+                .queue_cap(core.config.queue_depth),
+        };
+        let Some((id, cancel)) = core.dispatcher.dispatch(limit, job, input) else {
+            // Admission had room when the head came; the body took long
+            // enough for the queues (or the route's share) to fill.
+            log::debug!(
+                "I/O core {}: job rejected, no room in any compute queue (503)",
                 core.cpu
             );
-            return Some(core.dispatcher.refuse_full());
+            return Some(match limit.cap {
+                Some(_) => core.dispatcher.refuse_share(),
+                None => core.dispatcher.refuse_full(),
+            });
         };
         let _guard = WaitGuard {
             core: &core,
             id,
             cancel: &cancel,
         };
-        // The caller's deadline shortens the job timeout, never lengthens it.
-        let limit = timeout.map_or(core.config.job_timeout, |t| t.min(core.config.job_timeout));
-        let deadline = Instant::now() + limit;
+        // Decided at admission: the route's job timeout (or the server's),
+        // shortened by the caller's deadline.
+        let job_timeout = timeout.unwrap_or(core.config.job_timeout);
+        let deadline = Instant::now() + job_timeout;
         let mut timer_armed = true;
         loop {
             let pending = &core.dispatcher.pending;
@@ -420,7 +433,7 @@ impl Connection {
                             "I/O core {}: job {id} ran past the job timeout of {limit:?} (504)",
                             core.cpu
                         );
-                        return Some(outcome_response(JobOutcome::TimedOut(limit)));
+                        return Some(outcome_response(JobOutcome::TimedOut(job_timeout)));
                     }
                     // The job finished at the same moment: its outcome is on the way.
                     timer_armed = false;
@@ -510,11 +523,13 @@ impl Connection {
 
 /// What a job route decides when the head arrives, in order: its check
 /// (400 and the like), the caller's deadline header (400 when bad), then
-/// admission (503: queues full, or the work ahead past the deadline). `Ok`
-/// carries the caller's deadline, if any; fast routes are always admitted.
+/// admission (503: queues full, the route's share full, or the work ahead
+/// past the deadline). `Ok` carries an offloaded job's timeout: the route's
+/// own or `--job-timeout`, shortened by the caller's deadline; fast routes
+/// are always admitted.
 fn admit(
     core: &IoCore,
-    route: &Route,
+    (index, route): (usize, &Route),
     request: &Request<'_>,
 ) -> Result<Option<Duration>, Response> {
     if let (Some(check), Work::Offload(_) | Work::Inline(_)) =
@@ -525,11 +540,15 @@ fn admit(
     if !matches!(route.handler.work, Work::Offload(_)) {
         return Ok(None);
     }
-    let timeout = expected_timeout(request.head)?;
-    let job_timeout = core.config.job_timeout;
-    core.dispatcher
-        .admit(timeout.map_or(job_timeout, |t| t.min(job_timeout)))?;
-    Ok(timeout)
+    let caller = expected_timeout(request.head)?;
+    let route_timeout = route.handler.job_timeout.unwrap_or(core.config.job_timeout);
+    let timeout = caller.map_or(route_timeout, |t| t.min(route_timeout));
+    let limit = RouteLimit {
+        route: index,
+        cap: route.handler.queue_cap(core.config.queue_depth),
+    };
+    core.dispatcher.admit(limit, timeout)?;
+    Ok(Some(timeout))
 }
 
 /// The header Envoy sends upstream with the time the caller will wait.
