@@ -93,15 +93,20 @@ impl Dispatcher {
             full = false;
             route_has_room(&compute[c], route)
         });
-        let Some(best) = with_share.map(|c| estimates.wait(c)).min() else {
+        let best = with_share
+            .map(|c| (estimates.optimistic_wait(c), estimates.wait(c)))
+            .min();
+        let Some((optimistic, expected)) = best else {
             return Err(if full {
                 self.refuse_full()
             } else {
                 self.refuse_share()
             });
         };
-        if best > deadline {
-            return Err(self.refuse(Refusal::Deadline, best - deadline));
+        // Refused only when even the optimistic wait misses the deadline
+        // (`jobs::estimate`); Retry-After is from the expected wait.
+        if optimistic > deadline {
+            return Err(self.refuse(Refusal::Deadline, expected.saturating_sub(deadline)));
         }
         Ok(())
     }
@@ -141,7 +146,7 @@ impl Dispatcher {
             run,
             input,
             dispatched: std::time::Instant::now(),
-            expected_us: 0,
+            expected: Default::default(),
         };
         for (_, _, c) in order {
             // The running job does not count against the depth.
@@ -157,8 +162,8 @@ impl Dispatcher {
                 in_flight.fetch_sub(1, AcqRel);
                 continue;
             }
-            job.expected_us = estimates.queued(c, route);
-            let added = job.expected_us;
+            job.expected = estimates.queued(c, route);
+            let added = job.expected;
             match self.senders.try_send_to(c, job) {
                 Ok(()) => {
                     self.pending.register(id);

@@ -158,9 +158,9 @@ pub struct Job {
     pub input: JobInput,
     /// When the I/O core queued it (for `JobContext::queued`).
     pub dispatched: std::time::Instant,
-    /// The route's expected run time when it was queued, microseconds (what
-    /// it added to its core's expected wait; `jobs::estimate`).
-    pub expected_us: u64,
+    /// The route's expected run time and its variance when it was queued
+    /// (what it added to its core's expected wait; `jobs::estimate`).
+    pub expected: estimate::Expected,
 }
 
 /// The message on the results mesh (compute core -> I/O core).

@@ -158,7 +158,7 @@ async fn run_supervised(
             }
         };
         let estimates = &core.stats.estimates;
-        estimates.dequeued(core.index, job.expected_us, true);
+        estimates.dequeued(core.index, job.expected, true);
         let outcome = supervisor.run(&job).await;
         estimates.idle(core.index);
         stats.in_flight.fetch_sub(1, AcqRel);
@@ -192,7 +192,7 @@ async fn drain_stream(
     let stats = &core.stats.compute[core.index];
     while let Some(job) = stream.recv().await {
         let estimates = &core.stats.estimates;
-        estimates.dequeued(core.index, job.expected_us, true);
+        estimates.dequeued(core.index, job.expected, true);
         let outcome = run_job(&core, &job);
         estimates.idle(core.index);
         // The core is free for the next job before the result travels back.
