@@ -602,13 +602,16 @@ def route(path):
     """Registers the decorated ``handler(request)`` for route ``path``.
 
     Routes are announced in registration order. ``path`` must start with
-    ``/`` and have no spaces or control characters; a segment may be a
-    parameter, ``{name}``. Raises ValueError for a bad or repeated path.
+    ``/`` and be visible ASCII without ``?`` or ``#`` (requests are matched
+    on their raw path: write ``/caf%C3%A9`` as clients send it); a segment
+    may be a parameter, ``{name}``. Raises ValueError for a bad or repeated
+    path.
     """
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError("route %r must be a str starting with /" % (path,))
-    if any(c <= " " or c == "\x7f" for c in path):
-        raise ValueError("route %r has a space or a control character" % (path,))
+    if any(not ("!" <= c <= "~") or c in "?#" for c in path):
+        raise ValueError("route %r must be visible ASCII without ? or # "
+                         "(percent-encode the rest as clients send it)" % (path,))
     if len(path.encode("utf-8")) > MAX_ROUTE_BYTES:
         raise ValueError("route %r is longer than %d bytes" % (path, MAX_ROUTE_BYTES))
     if any(p == path for p, _ in _routes):

@@ -34,7 +34,7 @@ FAULTY = os.path.join(REPO, "tests", "workers", "faulty_worker.py")
 FAULTY_ROUTES = [
     "/pid", "/raise", "/abort", "/exit", "/spin", "/polite", "/sleep", "/garbage",
     "/wrong_id", "/twice", "/exit_after", "/print", "/echo", "/memory", "/headers",
-    "/bad_header", "/env",
+    "/bad_header", "/env", "/flood",
 ]
 R = {path: i for i, path in enumerate(FAULTY_ROUTES)}
 
@@ -128,6 +128,9 @@ class Worker:
     def __init__(self, script, env=None, preexec_fn=None):
         self.sock, child = socket.socketpair()
         self.stderr = tempfile.TemporaryFile()
+        # As heavylift starts a worker: the module then takes the protocol
+        # off fds 0 and 1 at import, so start-up prints cannot break it.
+        env = dict(os.environ if env is None else env, HEAVYLIFT_PROTOCOL="1")
         self.proc = subprocess.Popen(
             [sys.executable, script], stdin=child.fileno(), stdout=child.fileno(),
             stderr=self.stderr, env=env, preexec_fn=preexec_fn, close_fds=True)
@@ -527,7 +530,7 @@ class FaultyWorkerExitTest(unittest.TestCase):
 
     def test_an_unknown_route_exits_1(self):
         self.w.send(encode_job(1, len(FAULTY_ROUTES)))
-        self.assert_exits(1, "Job for route 17")
+        self.assert_exits(1, "Job for route %d" % len(FAULTY_ROUTES))
 
     def test_eof_inside_a_frame_exits_1(self):
         self.w.send(encode_job(1, R["/pid"])[:10])

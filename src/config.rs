@@ -165,7 +165,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
         let job_memory = args
             .job_memory
             .as_deref()
-            .map(|t| parse_bytes("--job-memory", t))
+            .map(|t| parse_bytes_upto("--job-memory", t, MAX_JOB_MEMORY))
             .transpose()?;
         if job_memory.is_some() && isolation != Isolation::Process {
             return Err(Error::Config(
@@ -217,11 +217,17 @@ pub const MAX_BYTES: u64 = 1 << 30;
 /// (binary multiples, any case), from 1 to [`MAX_BYTES`].
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub fn parse_bytes(flag: &str, text: &str) -> Result<u64> {
+    parse_bytes_upto(flag, text, MAX_BYTES)
+}
+
+/// [`parse_bytes`] with its own largest value `max` (K, M, G or T suffix).
+pub fn parse_bytes_upto(flag: &str, text: &str, max: u64) -> Result<u64> {
     let text = text.trim();
     let (digits, shift) = match text.as_bytes().last().map(u8::to_ascii_uppercase) {
         Some(b'K') => (&text[..text.len() - 1], 10),
         Some(b'M') => (&text[..text.len() - 1], 20),
         Some(b'G') => (&text[..text.len() - 1], 30),
+        Some(b'T') => (&text[..text.len() - 1], 40),
         _ => (text, 0),
     };
     let bytes = digits
@@ -229,13 +235,22 @@ pub fn parse_bytes(flag: &str, text: &str) -> Result<u64> {
         .ok()
         .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|n| n.checked_mul(1 << shift))
-        .filter(|n| (1..=MAX_BYTES).contains(n));
+        .filter(|n| (1..=max).contains(n));
+    let shown = match max.trailing_zeros() {
+        40.. => format!("{}T", max >> 40),
+        30.. => format!("{}G", max >> 30),
+        _ => format!("{max}"),
+    };
     bytes.ok_or_else(|| {
         Error::Config(format!(
-            "{flag} {text:?}: expected a byte count like 16M (K, M or G suffix), from 1 to 1G"
+            "{flag} {text:?}: expected a byte count like 16M (K, M, G or T suffix), from 1 to {shown}"
         ))
     })
 }
+
+/// Largest `--job-memory`: an address-space cap (RLIMIT_AS), which threads,
+/// allocator arenas and big libraries reserve generously.
+pub const MAX_JOB_MEMORY: u64 = 1 << 50;
 
 /// Parses a positive number of seconds, fractions allowed (`0.5`, `30`).
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]

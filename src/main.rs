@@ -48,13 +48,23 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let router = match &args.worker_cmd {
         // The worker's routes replace the seed's jobs; /fast stays.
         Some(command) => {
-            let worker = ExternalWorker::probe(command, config.job_memory)
+            let first_core = config.layout.compute.first().copied();
+            let worker = ExternalWorker::probe(command, config.job_memory, first_core)
                 .map_err(|why| anyhow::anyhow!("{why}"))?;
+            let base = routes::fast_router();
+            let built_in = ["/stats", "/metrics", "/healthz"];
+            if let Some(taken) = worker.routes.iter().find(|r| {
+                built_in.contains(&r.as_str()) || base.routes().iter().any(|b| b.path == **r)
+            }) {
+                anyhow::bail!(
+                    "worker command {command:?} announces {taken}, which the server serves itself; rename that route"
+                );
+            }
             log::info!(
                 "worker command {command:?} serves {}",
                 worker.routes.join(", ")
             );
-            let router = worker.add_routes(routes::fast_router(), config.max_job_body);
+            let router = worker.add_routes(base, config.max_job_body);
             config.external = Some(worker);
             router
         }

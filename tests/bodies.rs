@@ -248,3 +248,38 @@ fn a_conflicting_router_does_not_start() {
         .expect("refused");
     assert!(err.to_string().contains("/a/{y}"), "{err}");
 }
+
+/// A 413's reason names the limit of the route that refused the body, not
+/// the 1 MiB default.
+#[test]
+fn a_413_names_the_routes_own_limit() {
+    let server = TestServer::start_with(|c| c.max_job_body = 4096);
+    for (target, limit) in [("POST /gzip", 4096), ("GET /fast?id=1", 1 << 20)] {
+        let len = limit + 1;
+        let mut s = connect(server.addr, QUICK);
+        write!(
+            s,
+            "{target} HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n"
+        )
+        .unwrap();
+        let reply = read_reply(&mut BufReader::new(s), false).expect("a 413");
+        assert_eq!(reply.status, 413, "{target}");
+        assert_eq!(
+            reply.text(),
+            format!("request body larger than {limit} bytes"),
+            "{target}"
+        );
+    }
+    // Chunked: the limit is found while the body is read.
+    let mut s = connect(server.addr, QUICK);
+    let chunk = "x".repeat(5000);
+    write!(
+        s,
+        "POST /gzip HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    )
+    .unwrap();
+    let reply = read_reply(&mut BufReader::new(s), false).expect("a 413");
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.text(), "request body larger than 4096 bytes");
+}

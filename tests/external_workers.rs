@@ -416,9 +416,35 @@ fn a_worker_that_cannot_start_is_a_clear_startup_error() {
     let (code, err, _) = serve_fails(&["--worker-cmd", "x", "--isolation", "thread"], limit);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--isolation thread"), "{err}");
-    // A worker that announces a route the server already has.
+    // A worker that announces a route the server serves itself.
     let clash = r"printf '\022\000\000\000\003\001\000\000\000\001\000\000\000\005\000\000\000/fast'; sleep 5";
     let (code, err, _) = serve_fails(&["--worker-cmd", clash], limit);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("/fast"), "{err}");
+    assert!(
+        err.contains("announces /fast, which the server serves"),
+        "{err}"
+    );
+}
+
+/// A worker that exits right after its Hello is a failed start: restarted
+/// with a growing back-off, not in a loop.
+#[test]
+fn a_worker_that_dies_after_its_hello_backs_off() {
+    // Hello for "/a" (len 15), then exit.
+    let hello_then_exit =
+        r"printf '\017\000\000\000\003\001\000\000\000\001\000\000\000\002\000\000\000/a'";
+    let server = serve(hello_then_exit, &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = server.stats();
+    let restarts = stats["compute_cores"][0]["worker_restarts"]
+        .as_u64()
+        .unwrap();
+    // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s: about 5 in 3 s (the probe's run does
+    // not count); a loop would be dozens.
+    assert!(
+        (1..=8).contains(&restarts),
+        "{restarts} restarts in 3 s\n{}",
+        server.log()
+    );
+    assert_eq!(server.get("/fast?id=1").text(), "fast result 1");
 }

@@ -85,8 +85,9 @@ impl Response {
         self
     }
 
-    /// Appends the status line, `Server`, `Date`, `Content-Type`,
-    /// `Content-Length` (the body's length, also for HEAD), the extra
+    /// Appends the status line, `Server`, `Date`, `Content-Type` (unless
+    /// empty), `Content-Length` (the body's length, also for HEAD; none,
+    /// and no body, for 204 and 304), the extra
     /// headers, `Connection: close` when `!keep_alive` or
     /// `Connection: keep-alive` for a kept HTTP/1.0 connection, the blank
     /// line, and the body unless `head_only`. The status line always says
@@ -110,14 +111,21 @@ impl Response {
         out.extend_from_slice(reason_phrase(self.status).as_bytes());
         out.extend_from_slice(b"\r\nServer: heavylift\r\nDate: ");
         date::with_date(|d| out.extend_from_slice(d));
-        out.extend_from_slice(b"\r\nContent-Type: ");
-        match &self.content_type {
-            // The constants are ours: no CR or LF to look for.
-            Cow::Borrowed(constant) => out.extend_from_slice(constant.as_bytes()),
-            Cow::Owned(chosen) => push_field_text(out, chosen),
+        // An empty content type sends none (a 204, a worker's choice).
+        if !self.content_type.is_empty() {
+            out.extend_from_slice(b"\r\nContent-Type: ");
+            match &self.content_type {
+                // The constants are ours: no CR or LF to look for.
+                Cow::Borrowed(constant) => out.extend_from_slice(constant.as_bytes()),
+                Cow::Owned(chosen) => push_field_text(out, chosen),
+            }
         }
-        out.extend_from_slice(b"\r\nContent-Length: ");
-        push_decimal(out, self.body.len() as u64);
+        // No Content-Length on a 204 (RFC 9110 section 8.6) or a 304 (whose
+        // length would be the 200's); neither has a body.
+        if !matches!(self.status, 204 | 304) {
+            out.extend_from_slice(b"\r\nContent-Length: ");
+            push_decimal(out, self.body.len() as u64);
+        }
         out.extend_from_slice(b"\r\n");
         for (name, value) in &self.headers {
             push_field_text(out, name);
@@ -131,7 +139,7 @@ impl Response {
             out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        if !head_only {
+        if !head_only && !matches!(self.status, 204 | 304) {
             out.extend_from_slice(&self.body);
         }
     }
@@ -210,6 +218,26 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn no_content_has_no_length_and_an_empty_type_no_field() {
+        let encode = |r: Response| {
+            let mut out = Vec::new();
+            r.encode_into(&mut out, Version::Http11, true, false);
+            String::from_utf8(out).unwrap()
+        };
+        let no_content = encode(Response::bytes(204, "", b"ignored".to_vec()));
+        assert!(no_content.starts_with("HTTP/1.1 204 "), "{no_content}");
+        assert!(!no_content.contains("Content-Length"), "{no_content}");
+        assert!(!no_content.contains("Content-Type"), "{no_content}");
+        assert!(no_content.ends_with("\r\n\r\n"), "no body: {no_content}");
+        let not_modified = encode(Response::text(304, ""));
+        assert!(!not_modified.contains("Content-Length"), "{not_modified}");
+        let untyped = encode(Response::bytes(200, "", b"x".to_vec()));
+        assert!(!untyped.contains("Content-Type"), "{untyped}");
+        assert!(untyped.contains("Content-Length: 1\r\n"), "{untyped}");
+        assert!(untyped.ends_with("\r\n\r\nx"), "{untyped}");
+    }
     use super::*;
 
     /// Encodes and splits into (head with the Date value masked, body).

@@ -20,7 +20,9 @@ use glommio::net::TcpStream;
 
 use super::io_core::IoCore;
 use super::timeouts::{Expired, Watch};
-use crate::http::{BodyKind, Next, RequestHead, RequestReader, Response, Version, MAX_BODY_BYTES};
+use crate::http::{
+    BodyKind, Next, ParseError, RequestHead, RequestReader, Response, Version, MAX_BODY_BYTES,
+};
 use crate::jobs::dispatch::RouteLimit;
 use crate::jobs::worker::run_caught;
 use crate::jobs::{
@@ -114,6 +116,7 @@ pub async fn serve(core: Rc<IoCore>, stream: TcpStream) {
         out: Vec::with_capacity(1024),
         answered: 0,
         opened: Instant::now(),
+        body_limit: MAX_BODY_BYTES,
     };
     let closed = conn.run().await;
     log::debug!(
@@ -135,6 +138,8 @@ struct Connection {
     out: Vec<u8>,
     answered: u64,
     opened: Instant,
+    /// The body limit of the request being read, for its 413's reason.
+    body_limit: u64,
 }
 
 impl Connection {
@@ -196,7 +201,7 @@ impl Connection {
                 Next::Continue => self.out.extend_from_slice(crate::http::response::CONTINUE),
                 Next::Error(err) => {
                     log::debug!("bad request: {err}");
-                    return self.reject(err.status(), err.reason());
+                    return self.reject_parse(&err);
                 }
                 Next::Head(head) => {
                     if let Err(step) = self.route_head(head) {
@@ -218,6 +223,17 @@ impl Connection {
 
     /// Encodes the automatic answer to a request that cannot be read (see
     /// [`crate::http::ParseError::status`]); the connection then closes.
+    /// `reject` for a framing error; a 413 names the route's own limit.
+    fn reject_parse(&mut self, err: &ParseError) -> Step {
+        match err {
+            ParseError::BodyTooLarge => {
+                let why = format!("request body larger than {} bytes", self.body_limit);
+                self.reject(err.status(), &why)
+            }
+            _ => self.reject(err.status(), err.reason()),
+        }
+    }
+
     fn reject(&mut self, status: u16, reason: &str) -> Step {
         let response = Response::text(status, reason);
         self.core
@@ -273,9 +289,10 @@ impl Connection {
             self.answered += 1;
             return Err(Step::Close(Closed::Answered));
         }
+        self.body_limit = limit;
         if let Err(err) = self.reader.begin_body(limit, collect) {
             log::debug!("bad request: {err}");
-            return Err(self.reject(err.status(), err.reason()));
+            return Err(self.reject_parse(&err));
         }
         self.current = Some(Current { head, plan });
         Ok(())

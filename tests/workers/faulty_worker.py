@@ -16,12 +16,12 @@ Routes (announced in this order):
 - ``/twice``: writes a Done "first" itself, then returns "second".
 - ``/exit_after``: writes a Done "bye" itself, then exits 0 between jobs.
 - ``/print``: prints 1000 lines to stdout and some to stderr; "printed".
-- ``/flood?kb=K``: writes K KiB (default 1024) to stderr during the job.
 - ``/echo``: {"bytes": N, "sha256": hex} of the request body.
 - ``/memory?mb=M``: allocates and touches M MiB; "allocated".
 - ``/headers``: 201, text/x-test, X-From-Worker: yes, "ok".
 - ``/bad_header``: a header named "Bad Name" (heavylift answers 500).
 - ``/env``: {"core", "protocol", "affinity"} from the environment.
+- ``/flood?kb=K``: writes K KiB (default 1024) to stderr during the job.
 """
 
 import hashlib
@@ -118,17 +118,6 @@ def print_(request):
     return "printed"
 
 
-@route("/flood")
-def flood(request):
-    # More than any socket buffer holds: heavylift must read stderr while
-    # the job runs, or this write blocks and the job never ends.
-    line = "x" * 99 + "\n"
-    for _ in range(int(request.arg("kb") or 1024) * 1024 // 100):
-        sys.stderr.write(line)
-    sys.stderr.flush()
-    return "flooded"
-
-
 @route("/echo")
 def echo(request):
     body = request.body
@@ -161,6 +150,17 @@ def env(request):
         "protocol": os.environ.get("HEAVYLIFT_PROTOCOL"),
         "affinity": sorted(os.sched_getaffinity(0)),
     }
+
+
+@route("/flood")
+def flood(request):
+    # More than any socket buffer holds: heavylift must read stderr while
+    # the job runs, or this write blocks and the job never ends.
+    line = "x" * 99 + "\n"
+    for _ in range(int(request.arg("kb") or 1024) * 1024 // 100):
+        sys.stderr.write(line)
+    sys.stderr.flush()
+    return "flooded"
 
 
 if __name__ == "__main__":

@@ -40,20 +40,28 @@ impl ExternalWorker {
     /// Errors: a one-paragraph reason (no `Hello` in time, an exit, bytes
     /// that are not a `Hello`, bad routes), with the tail of the command's
     /// stderr when it wrote any.
-    pub fn probe(command: &str, job_memory: Option<u64>) -> Result<ExternalWorker, String> {
-        Self::probe_within(command, job_memory, START_TIMEOUT)
+    ///
+    /// It runs as a worker will: pinned to `cpu` (give the first compute
+    /// core) with `HEAVYLIFT_COMPUTE_CORE` set, under `job_memory`.
+    pub fn probe(
+        command: &str,
+        job_memory: Option<u64>,
+        cpu: Option<usize>,
+    ) -> Result<ExternalWorker, String> {
+        Self::probe_within(command, job_memory, cpu, START_TIMEOUT)
     }
 
     fn probe_within(
         command: &str,
         job_memory: Option<u64>,
+        cpu: Option<usize>,
         limit: Duration,
     ) -> Result<ExternalWorker, String> {
         if command.trim().is_empty() {
             return Err("--worker-cmd is empty".into());
         }
         let program = WorkerCommand::Shell(command.to_owned());
-        let spawned = spawn(&program, None, job_memory)
+        let spawned = spawn(&program, cpu, job_memory)
             .map_err(|err| format!("cannot start worker command {command:?}: {err}"))?;
         let mut child = spawned.child;
         let pid = child.id();
@@ -98,10 +106,23 @@ impl ExternalWorker {
             Ok(routes) => routes,
             Err(why) => {
                 let why = match status {
-                    Some(status) => format!(
-                        "{why} (it ended: {})",
-                        DeathCause::of(status, "").through_shell().describe()
-                    ),
+                    Some(status) => {
+                        let cause = DeathCause::of(status, "");
+                        let cause = if program.shell_stays() {
+                            cause.through_shell()
+                        } else {
+                            cause
+                        };
+                        format!("{why} (it ended: {})", cause.describe())
+                    }
+                    None => why,
+                };
+                let why = match job_memory {
+                    Some(bytes) => {
+                        format!(
+                            "{why}; it ran under --job-memory {bytes} bytes: is that too small?"
+                        )
+                    }
                     None => why,
                 };
                 let tail = tail.lock().unwrap_or_else(|p| p.into_inner());
@@ -206,7 +227,9 @@ fn read_hello(
 }
 
 /// The announced routes must be 1..=[`MAX_ROUTES`] distinct absolute paths
-/// without spaces or control characters.
+/// of visible ASCII without `?` or `#` (requests are matched on their raw,
+/// still percent-encoded path, so a route must be written as clients send
+/// it), at most 1024 bytes each.
 pub fn check_routes(routes: &[String]) -> Result<(), String> {
     if routes.is_empty() {
         return Err("its Hello announces no routes".into());
@@ -218,9 +241,10 @@ pub fn check_routes(routes: &[String]) -> Result<(), String> {
         ));
     }
     for (i, r) in routes.iter().enumerate() {
-        if !r.starts_with('/') || r.bytes().any(|b| b <= b' ' || b == 0x7f) || r.len() > 1024 {
+        let bad = |b: u8| !b.is_ascii_graphic() || b == b'?' || b == b'#';
+        if !r.starts_with('/') || r.bytes().any(bad) || r.len() > 1024 {
             return Err(format!(
-                "route {r:?} is not an absolute path (it must start with / and have no spaces or control characters)"
+                "route {r:?} is not an absolute path of at most 1024 bytes of visible ASCII without ? or # (percent-encode others as clients send them)"
             ));
         }
         if routes[..i].contains(r) {
@@ -241,6 +265,10 @@ mod tests {
         assert!(ok(&[]).unwrap_err().contains("no routes"));
         assert!(ok(&["a"]).unwrap_err().contains("absolute path"));
         assert!(ok(&["/a b"]).unwrap_err().contains("absolute path"));
+        for bad in ["/a?b", "/a#b", "/\u{e9}", "/a\u{7f}"] {
+            assert!(ok(&[bad]).unwrap_err().contains("visible ASCII"), "{bad}");
+        }
+        assert!(ok(&["/caf%C3%A9/{id}"]).is_ok());
         assert!(ok(&["/a", "/a"]).unwrap_err().contains("twice"));
     }
 
@@ -248,26 +276,32 @@ mod tests {
     fn a_probe_reads_the_hello_or_says_why_not() {
         // A Hello written by printf: len 19, kind 3, version 1, one route "/hello".
         let hello = r"printf '\023\000\000\000\003\001\000\000\000\001\000\000\000\006\000\000\000/hello'; sleep 5";
-        let w = ExternalWorker::probe_within(hello, None, Duration::from_secs(10)).unwrap();
+        let w = ExternalWorker::probe_within(hello, None, None, Duration::from_secs(10)).unwrap();
         assert_eq!(w.routes, vec!["/hello".to_string()]);
 
-        let err =
-            ExternalWorker::probe_within("echo oops >&2; exit 4", None, Duration::from_secs(10))
-                .unwrap_err();
+        let err = ExternalWorker::probe_within(
+            "echo oops >&2; exit 4",
+            None,
+            None,
+            Duration::from_secs(10),
+        )
+        .unwrap_err();
         assert!(err.contains("exit status 4"), "{err}");
         assert!(err.contains("oops"), "{err}");
 
-        let err = ExternalWorker::probe_within("echo hello there", None, Duration::from_secs(10))
-            .unwrap_err();
+        let err =
+            ExternalWorker::probe_within("echo hello there", None, None, Duration::from_secs(10))
+                .unwrap_err();
         assert!(err.contains("not a Hello"), "{err}");
 
         let started = Instant::now();
-        let err =
-            ExternalWorker::probe_within("sleep 30", None, Duration::from_millis(300)).unwrap_err();
+        let err = ExternalWorker::probe_within("sleep 30", None, None, Duration::from_millis(300))
+            .unwrap_err();
         assert!(err.contains("no Hello within"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
 
-        let err = ExternalWorker::probe_within("   ", None, Duration::from_secs(1)).unwrap_err();
+        let err =
+            ExternalWorker::probe_within("   ", None, None, Duration::from_secs(1)).unwrap_err();
         assert!(err.contains("empty"), "{err}");
     }
 }

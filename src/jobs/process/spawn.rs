@@ -24,6 +24,20 @@ pub enum WorkerCommand {
     Shell(String),
 }
 
+impl WorkerCommand {
+    /// True when `/bin/sh` stays between heavylift and the worker (a
+    /// command that is not one simple command, nor starts with `exec`): its
+    /// exit status then reports a signal N as 128 + N.
+    pub fn shell_stays(&self) -> bool {
+        match self {
+            WorkerCommand::OwnBinary => false,
+            WorkerCommand::Shell(line) => {
+                exec_if_simple(line) == *line && !line.trim_start().starts_with("exec ")
+            }
+        }
+    }
+}
+
 /// A started worker process and our ends of its sockets (blocking std
 /// sockets; the supervisor hands them to glommio).
 pub struct Spawned {

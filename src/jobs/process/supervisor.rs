@@ -390,6 +390,10 @@ impl Supervisor {
         let queued = started.saturating_duration_since(job.dispatched);
         let (clock, cpu_before) = self.worker_cpu();
         let outcome = self.run_started(job).await;
+        if self.worker.as_ref().is_some_and(|w| w.ready) {
+            // The worker that took the job is still there: healthy.
+            self.start_failures = 0;
+        }
         let took = started.elapsed();
         // The same worker from start to end, or no CPU figure.
         let cpu = match (clock, self.worker_cpu()) {
@@ -570,6 +574,12 @@ impl Supervisor {
     /// Reaps the current worker and names its cause of death (killing it
     /// first if it is alive but broke the protocol).
     async fn bury(&mut self, protocol: Option<String>) -> DeathCause {
+        self.bury_quietly(protocol, false).await
+    }
+
+    /// [`Supervisor::bury`]; `quiet` leaves the log line to the caller (a
+    /// failed start logs its own, with the cause).
+    async fn bury_quietly(&mut self, protocol: Option<String>, quiet: bool) -> DeathCause {
         let Some(mut worker) = self.worker.take() else {
             return DeathCause::Protocol("no worker".into());
         };
@@ -580,21 +590,24 @@ impl Supervisor {
                 // in the socket now).
                 worker.read_stderr();
                 let cause = DeathCause::of(status, &worker.stderr_tail);
-                match self.settings.program.command {
-                    WorkerCommand::Shell(_) => cause.through_shell(),
-                    WorkerCommand::OwnBinary => cause,
+                if self.settings.program.command.shell_stays() {
+                    cause.through_shell()
+                } else {
+                    cause
                 }
             }
             None => DeathCause::Protocol(
                 protocol.unwrap_or_else(|| "closed its job socket while alive".into()),
             ),
         };
-        log::warn!(
-            "compute core {}: worker {} died: {}; starting another",
-            self.core.cpu,
-            worker.pid,
-            cause.describe()
-        );
+        if !quiet {
+            log::warn!(
+                "compute core {}: worker {} died: {}; starting another",
+                self.core.cpu,
+                worker.pid,
+                cause.describe()
+            );
+        }
         self.core.stats.compute[self.core.index].record_worker_death(cause.label());
         drop(worker); // kills the group if it still lives, reaps
         cause
@@ -725,6 +738,13 @@ impl Supervisor {
             if short_lived {
                 self.start_failures += 1;
                 self.next_start = Instant::now() + backoff(self.start_failures);
+                log::warn!(
+                    "compute core {}: the worker died within {HEALTHY_AFTER:?} of its start; next start in {:?}",
+                    self.core.cpu,
+                    backoff(self.start_failures)
+                );
+            } else {
+                self.start_failures = 0;
             }
             return;
         }
@@ -732,8 +752,10 @@ impl Supervisor {
             Some(Event::Frame(Frame::Hello { version, routes })) => {
                 match hello_mismatch(version, &routes, &self.settings.program.routes) {
                     None => {
+                        // The failure count is reset once it proves healthy
+                        // (a job done, or a second alive), not at its Hello:
+                        // one that dies right after must back off.
                         worker.ready = true;
-                        self.start_failures = 0;
                         log::debug!(
                             "compute core {}: worker {} ready with {} routes",
                             self.core.cpu,
@@ -756,7 +778,7 @@ impl Supervisor {
 
     async fn start_failed(&mut self, why: String) {
         let pid = self.worker.as_ref().map_or(0, |w| w.pid);
-        let cause = self.bury(Some(why.clone())).await;
+        let cause = self.bury_quietly(Some(why.clone()), true).await;
         self.start_failures += 1;
         let stats = &self.core.stats.compute[self.core.index];
         stats.worker_start_failures.fetch_add(1, Relaxed);
@@ -848,7 +870,9 @@ fn hello_mismatch(version: u32, routes: &[String], expected: &[String]) -> Optio
 /// Header fields a worker may not set: framing and connection management
 /// are the server's (RFC 9112 section 6; RFC 9110 section 7.6.1), and the
 /// content type has its own field.
-const RESERVED_FIELDS: [&str; 8] = [
+const RESERVED_FIELDS: [&str; 10] = [
+    "date",
+    "server",
     "content-length",
     "transfer-encoding",
     "connection",
@@ -870,9 +894,10 @@ pub fn check_response(r: &Response) -> Result<(), String> {
     if matches!(r.status, 204 | 304) && !r.body.is_empty() {
         return Err(format!("status {} cannot have a body", r.status));
     }
-    let bad_value = |v: &str| v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0));
+    // RFC 9110 section 5.5: visible characters, spaces and tabs only.
+    let bad_value = |v: &str| v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f);
     if bad_value(&r.content_type) {
-        return Err("content type has CR, LF or NUL".into());
+        return Err("content type has a control character".into());
     }
     for (name, value) in &r.headers {
         let token = !name.is_empty()
@@ -886,7 +911,9 @@ pub fn check_response(r: &Response) -> Result<(), String> {
             return Err(format!("header {name} is the server's to write"));
         }
         if bad_value(value) {
-            return Err(format!("header {name} has CR, LF or NUL in its value"));
+            return Err(format!(
+                "header {name} has a control character in its value"
+            ));
         }
     }
     Ok(())
