@@ -417,6 +417,33 @@ def _truncated():
     raise _ProtocolError("frame ends inside a field")
 
 
+def _span(buf, o, end):
+    """The (start, stop) of the length-prefixed field at ``buf[o:]``."""
+    if o + 4 > end:
+        _truncated()
+    n = _u32_at(buf, o)[0]
+    o += 4
+    if o + n > end:
+        _truncated()
+    return o, o + n
+
+
+def _pairs(buf, o, end, value_encoding):
+    """A ``u32`` count of (text name, value) pairs at ``buf[o:]``: the
+    pairs as a list and the offset after them."""
+    if o + 4 > end:
+        _truncated()
+    count = _u32_at(buf, o)[0]
+    o += 4
+    pairs = []
+    for _ in range(count):
+        a, o = _span(buf, o, end)
+        name = buf[a:o].decode()
+        a, o = _span(buf, o, end)
+        pairs.append((name, buf[a:o].decode(value_encoding)))
+    return pairs, o
+
+
 def _decode_job(buf, end):
     """The fields of the Job frame at buf[:end], as a tuple."""
     if end < _JOB_FIELDS_AT:
@@ -424,92 +451,28 @@ def _decode_job(buf, end):
     job_id, route, compute_core, shared, queued_micros = _JOB_FIXED.unpack_from(buf, 5)
     o = _JOB_FIELDS_AT
     try:
-        # method, path
-        if o + 4 > end:
-            _truncated()
-        n = _u32_at(buf, o)[0]
-        o += 4
-        if o + n > end:
-            _truncated()
-        method = buf[o:o + n].decode()
-        o += n
-        if o + 4 > end:
-            _truncated()
-        n = _u32_at(buf, o)[0]
-        o += 4
-        if o + n > end:
-            _truncated()
-        path = buf[o:o + n].decode()
-        o += n
-        # params
-        if o + 4 > end:
-            _truncated()
-        count = _u32_at(buf, o)[0]
-        o += 4
-        params = {}
-        for _ in range(count):
-            if o + 4 > end:
-                _truncated()
-            n = _u32_at(buf, o)[0]
-            o += 4
-            if o + n + 4 > end:
-                _truncated()
-            name = buf[o:o + n].decode()
-            o += n
-            n = _u32_at(buf, o)[0]
-            o += 4
-            if o + n > end:
-                _truncated()
-            params[name] = buf[o:o + n].decode()
-            o += n
-        # query
-        if o + 4 > end:
-            _truncated()
-        n = _u32_at(buf, o)[0]
-        o += 4
-        if o + n > end:
-            _truncated()
-        query = buf[o:o + n].decode() if n else ""
-        o += n
-        # headers
-        if o + 4 > end:
-            _truncated()
-        count = _u32_at(buf, o)[0]
-        o += 4
+        a, o = _span(buf, o, end)
+        method = buf[a:o].decode()
+        a, o = _span(buf, o, end)
+        path = buf[a:o].decode()
+        params, o = _pairs(buf, o, end, "utf-8")
+        a, o = _span(buf, o, end)
+        query = buf[a:o].decode() if o > a else ""
+        fields, o = _pairs(buf, o, end, "latin-1")
         headers = {}
-        for _ in range(count):
-            if o + 4 > end:
-                _truncated()
-            n = _u32_at(buf, o)[0]
-            o += 4
-            if o + n + 4 > end:
-                _truncated()
-            name = buf[o:o + n].decode().lower()
-            o += n
-            n = _u32_at(buf, o)[0]
-            o += 4
-            if o + n > end:
-                _truncated()
-            value = buf[o:o + n].decode("latin-1")
-            o += n
-            if name in headers:
-                headers[name] = headers[name] + ", " + value
-            else:
-                headers[name] = value
-        # body, io_core
-        if o + 4 > end:
-            _truncated()
-        n = _u32_at(buf, o)[0]
-        o += 4
-        if o + n + 4 > end:
-            _truncated()
+        for name, value in fields:
+            name = name.lower()
+            headers[name] = headers[name] + ", " + value if name in headers else value
+        a, o = _span(buf, o, end)
+        n = o - a
         if n < 4096:
-            body = bytes(buf[o:o + n]) if n else b""
+            body = bytes(buf[a:o]) if n else b""
         else:  # one copy, not two: a large body may be most of the memory
             view = memoryview(buf)
-            body = view[o:o + n].tobytes()
+            body = view[a:o].tobytes()
             view.release()
-        o += n
+        if o + 4 > end:
+            _truncated()
         io_core = _u32_at(buf, o)[0]
         o += 4
     except UnicodeDecodeError:
@@ -517,7 +480,7 @@ def _decode_job(buf, end):
     if o != end:
         raise _ProtocolError("frame has trailing bytes")
     return (job_id, route, compute_core, shared, queued_micros, method, path,
-            params, query, headers, body, io_core)
+            dict(params), query, headers, body, io_core)
 
 
 # --- cancellation ----------------------------------------------------------

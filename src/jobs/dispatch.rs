@@ -202,27 +202,25 @@ impl Dispatcher {
         Response::text(503, body).with_header("Retry-After", retry_after_secs(wait).to_string())
     }
 
-    /// `refuse(QueuesFull, ..)` with the wait until a slot frees: when some
-    /// compute core's running job is expected to end.
+    /// `refuse(QueuesFull, ..)` with the wait until a slot frees.
     pub fn refuse_full(&self) -> Response {
-        let estimates = &self.stats.estimates;
-        let soonest = (0..self.stats.compute.len())
-            .map(|c| estimates.running_left(c))
-            .min()
-            .unwrap_or_default();
-        self.refuse(Refusal::QueuesFull, soonest)
+        self.refuse(Refusal::QueuesFull, self.until_a_job_ends())
     }
 
     /// `refuse(RouteShare, ..)`: the route's jobs fill their share of every
-    /// queue; the wait is until the soonest of them could start, by the
-    /// measured run times.
+    /// queue; a slot of its share frees when one of them starts, at the
+    /// earliest when a running job ends.
     pub fn refuse_share(&self) -> Response {
+        self.refuse(Refusal::RouteShare, self.until_a_job_ends())
+    }
+
+    /// When some compute core's running job is expected to end.
+    fn until_a_job_ends(&self) -> Duration {
         let estimates = &self.stats.estimates;
-        let soonest = (0..self.stats.compute.len())
+        (0..self.stats.compute.len())
             .map(|c| estimates.running_left(c))
             .min()
-            .unwrap_or_default();
-        self.refuse(Refusal::RouteShare, soonest)
+            .unwrap_or_default()
     }
 
     /// Closes this core's job channels (at shutdown), so compute cores can finish.

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Issue 16's rows beside nginx (and actix-web when ACTIX_BIN names its
+# binary, built from ../shared/peers/actix): server CPU per /fast request,
+# Connection: close churn, and memory per idle keep-alive connection.
+#
+#   scripts/bench-conns.sh            # about 3 minutes
+#   PAIRS=3 SECS=2 IDLE_CONNS=2000 scripts/bench-conns.sh
+#
+# Layout as scripts/bench.sh: each server's request-handling process or I/O
+# core on CPU 0 (heavylift: --io-cores 0 --compute-cores 1), wrk and the
+# idle-connection client on CPU 1.
+#   cpu/req  `wrk -t1 -c32 -d SECS /fast?id=1`: the serving process's
+#            utime+stime over the run (from /proc, 100 Hz ticks) divided by
+#            its requests; PAIRS interleaved runs per server, medians.
+#   churn    the same with `-H "Connection: close"` (one request per
+#            connection): req/s, medians.
+#   idle     scripts/bench/idle_conns.py: IDLE_CONNS (default 15000)
+#            keep-alive connections, one request each, held; RSS growth of
+#            the serving process per connection, and every one served again.
+# Knobs: PAIRS (5), SECS (4), IDLE_CONNS (15000), ACTIX_BIN, OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PAIRS=${PAIRS:-5} SECS=${SECS:-4} IDLE_CONNS=${IDLE_CONNS:-15000}
+OUT=${OUT:-$ROOT/bench-results/conns-$(date +%Y-%m-%d)-$(hostname)}
+mkdir -p "$OUT/raw"
+log() { printf '[bench-conns %s] %s\n' "$(date +%T)" "$*" >&2; }
+PATH=$PATH:/usr/sbin:/sbin
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || need+=(nginx)
+[ ${#need[@]} -eq 0 ] || { apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; }
+if [ "$(ulimit -l)" != unlimited ] && [ "$(ulimit -l)" -lt 1024 ]; then ulimit -l 1024 || true; fi
+ulimit -n "$(ulimit -Hn)" || true
+bin=$(scripts/release-bin.sh)
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 200); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$1/fast?id=0" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "bench-conns.sh: nothing answers on port $1" >&2
+  return 1
+}
+
+conns=$((IDLE_CONNS + 1000))
+# heavylift: the process (its I/O core's thread serves; compute idles).
+taskset -c 0,1 "$bin" serve --listen 127.0.0.1:18601 --io-cores 0 --compute-cores 1 \
+  --max-connections "$conns" --log-level warn 2>>"$OUT/raw/servers.log" &
+pids+=($!)
+HL_PID=$!
+wait_port 18601
+
+NGX_DIR=$(mktemp -d /tmp/bench-conns-nginx.XXXXXX)
+chmod 755 "$NGX_DIR"
+cat >"$NGX_DIR/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile $((conns + 100));
+daemon off;
+pid $NGX_DIR/nginx.pid;
+error_log $NGX_DIR/error.log warn;
+events { worker_connections $conns; }
+http {
+  access_log off;
+  client_body_temp_path $NGX_DIR/client_body;
+  proxy_temp_path $NGX_DIR/proxy;
+  fastcgi_temp_path $NGX_DIR/fastcgi;
+  uwsgi_temp_path $NGX_DIR/uwsgi;
+  scgi_temp_path $NGX_DIR/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 75s;
+  default_type text/plain;
+  server {
+    listen 127.0.0.1:18602;
+    location / { return 200 "fast result \$arg_id"; }
+  }
+}
+EOF
+cp "$NGX_DIR/nginx.conf" "$OUT/raw/nginx.conf"
+taskset -c 0 nginx -p "$NGX_DIR" -e "$NGX_DIR/error.log" -c "$NGX_DIR/nginx.conf" &
+pids+=($!)
+NGX_MASTER=$!
+wait_port 18602
+NGX_PID=$(pgrep -P "$NGX_MASTER" | head -1)
+
+servers="heavylift:18601:$HL_PID nginx:18602:$NGX_PID"
+if [ -n "${ACTIX_BIN:-}" ]; then
+  taskset -c 0 "$ACTIX_BIN" 18603 >>"$OUT/raw/servers.log" 2>&1 &
+  pids+=($!)
+  wait_port 18603
+  servers="$servers actix:18603:$!"
+fi
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+: >"$OUT/runs.txt"
+for i in $(seq "$PAIRS"); do
+  for spec in $servers; do
+    IFS=: read -r who port pid <<<"$spec"
+    t0=$(ticks "$pid")
+    taskset -c 1 wrk -t1 -c32 -d"${SECS}s" "http://127.0.0.1:$port/fast?id=1" >"$OUT/raw/$who-fast-$i.txt" 2>&1
+    t1=$(ticks "$pid")
+    reqs=$(awk '/requests in/ {print $1}' "$OUT/raw/$who-fast-$i.txt")
+    rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/raw/$who-fast-$i.txt")
+    taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -H "Connection: close" "http://127.0.0.1:$port/fast?id=1" >"$OUT/raw/$who-churn-$i.txt" 2>&1
+    churn=$(awk '/Requests\/sec/ {print $2}' "$OUT/raw/$who-churn-$i.txt")
+    echo "$who $i $rps $(python3 -c "print(round(($t1 - $t0) * 10000 / $reqs, 2))") $churn" | tee -a "$OUT/runs.txt" >&2
+  done
+done
+
+: >"$OUT/idle.txt"
+for spec in $servers; do
+  IFS=: read -r who port pid <<<"$spec"
+  log "$who: $IDLE_CONNS idle keep-alive connections"
+  echo "$who $(taskset -c 1 python3 scripts/bench/idle_conns.py "127.0.0.1:$port" "$pid" "$IDLE_CONNS")" | tee -a "$OUT/idle.txt" >&2
+done
+
+python3 - "$OUT" <<'EOF' | tee "$OUT/table.txt"
+import json, statistics, sys
+out = sys.argv[1]
+rows = {}
+for line in open(f"{out}/runs.txt"):
+    who, _i, rps, us, churn = line.split()
+    rows.setdefault(who, []).append((float(rps), float(us), float(churn)))
+idle = {}
+for line in open(f"{out}/idle.txt"):
+    who, doc = line.split(" ", 1)
+    idle[who] = json.loads(doc)
+med = {w: [statistics.median(r[k] for r in v) for k in range(3)] for w, v in rows.items()}
+print(f"{'server':<10} {'/fast req/s':>12} {'CPU us/req':>11} {'churn req/s':>12} {'KiB/idle conn':>14} {'served again':>13}")
+for w, (rps, us, churn) in med.items():
+    d = idle.get(w, {})
+    print(f"{w:<10} {rps:>12.0f} {us:>11.2f} {churn:>12.0f} {d.get('kib_per_conn', float('nan')):>14.2f} "
+          f"{str(d.get('served_again')) + '/' + str(d.get('n')):>13}")
+if "nginx" in med:
+    n = med["nginx"]
+    for w, (rps, us, churn) in med.items():
+        if w != "nginx":
+            print(f"{w} / nginx: req/s {rps/n[0]:.3f}, CPU per request {us/n[1]:.3f}, churn {churn/n[2]:.3f}")
+print(f"medians of {len(next(iter(rows.values())))} runs each, interleaved; idle: one run of {next(iter(idle.values()))['n']} connections")
+EOF
+log "results in $OUT"
