@@ -241,3 +241,84 @@ fn admission_refuses_what_cannot_start_in_time() {
     let stats = wait_for_stats(&server, 20, identity_holds);
     assert!(identity_holds(&stats), "{stats}");
 }
+
+/// A job that naps `secs` in 10 ms steps, stopping at its cancel.
+fn nap(secs: f64) -> heavylift::Handler {
+    heavylift::offload(move |_, ctx| {
+        let until = Instant::now() + Duration::from_secs_f64(secs);
+        while Instant::now() < until {
+            if ctx.should_stop() {
+                return Err(heavylift::Cancelled);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(heavylift::Response::text(200, "rested"))
+    })
+}
+
+/// Holds a request open on its own connection (its job queued or running).
+fn hold(addr: std::net::SocketAddr, target: &str) -> std::net::TcpStream {
+    let mut s = connect(addr, SLOW);
+    std::io::Write::write_all(
+        &mut s,
+        format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    s
+}
+
+fn retry_after(r: &Reply) -> u64 {
+    r.header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After: {r:?}"))
+}
+
+/// `Retry-After` is the expected wait from measured run times: 1 s when
+/// one short job must end first, many seconds with seconds of work queued.
+#[test]
+fn retry_after_grows_with_the_work_ahead() {
+    let router = heavylift::Router::new()
+        .get("/short", nap(0.3))
+        .get("/long", nap(3.0));
+    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), one_io_one_compute());
+    config.queue_depth = 1;
+    let server = TestServer::start_router(config, router);
+    // Teach both estimates (one run each).
+    assert_eq!(server.get("/short").text(), "rested");
+    assert_eq!(server.get("/long").text(), "rested");
+    // One short job runs, one waits: the queue is full until the running
+    // one ends, expected within its 0.3 s.
+    let a = hold(server.addr, "/short");
+    wait_for_stats(&server, 10, |s| s["compute_cores"][0]["running"] == true);
+    let b = hold(server.addr, "/short");
+    wait_for_stats(&server, 10, |s| s["compute_cores"][0]["queued"] == 1);
+    let r = server.get("/short");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.text().contains("full"), "{r:?}");
+    assert_eq!(retry_after(&r), 1, "{r:?}");
+    drop((a, b));
+    wait_for_stats(&server, 10, |s| {
+        s["compute_cores"][0]["running"] == false && s["compute_cores"][0]["queued"] == 0
+    });
+
+    // One long job runs and two wait: about 8 s of work before a new job could
+    // start, so a 100 ms deadline is refused with a long Retry-After.
+    let server = {
+        let router = heavylift::Router::new().get("/long", nap(3.0));
+        let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), one_io_one_compute());
+        config.queue_depth = 4;
+        TestServer::start_router(config, router)
+    };
+    assert_eq!(server.get("/long").text(), "rested");
+    let held: Vec<_> = (0..3).map(|_| hold(server.addr, "/long")).collect();
+    wait_for_stats(&server, 10, |s| s["compute_cores"][0]["queued"] == 2);
+    let r = get(
+        server.addr,
+        "/long",
+        &[("x-envoy-expected-rq-timeout-ms", "100")],
+    );
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.text().contains("deadline"), "{r:?}");
+    assert!((5..=60).contains(&retry_after(&r)), "{r:?}");
+    drop(held);
+}

@@ -93,9 +93,8 @@ impl Dispatcher {
             full = false;
             route_has_room(&compute[c], route)
         });
-        let best = with_share
-            .map(|c| (estimates.optimistic_wait(c), estimates.wait(c)))
-            .min();
+        let now = estimates.now();
+        let best = with_share.map(|c| estimates.waits(c, now)).min();
         let Some((optimistic, expected)) = best else {
             return Err(if full {
                 self.refuse_full()

@@ -139,17 +139,38 @@ impl Estimates {
     /// queued there: what admission compares with a deadline (see the
     /// module docs).
     pub fn optimistic_wait(&self, core: usize) -> Duration {
+        self.waits(core, self.now()).0
+    }
+
+    /// Now, for [`Estimates::waits`]: one clock read for all cores.
+    pub fn now(&self) -> u64 {
+        self.now_us()
+    }
+
+    /// `core`'s (optimistic, expected) waits at `now` (from
+    /// [`Estimates::now`]): what admission reads per compute core.
+    pub fn waits(&self, core: usize, now: u64) -> (Duration, Duration) {
+        let queued = self.queued_us.get(core).map_or(0, |a| a.load(Relaxed));
         let var_ms = self.queued_var_ms.get(core).map_or(0, |a| a.load(Relaxed));
-        let sd = Duration::from_micros(((var_ms as f64).sqrt() * 1000.0) as u64);
-        self.wait(core).saturating_sub(sd)
+        let expected = Duration::from_micros(queued) + self.running_left_at(core, now);
+        let sd = if var_ms == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_micros(((var_ms as f64).sqrt() * 1000.0) as u64)
+        };
+        (expected.saturating_sub(sd), expected)
     }
 
     /// Expected time until the running job of `core` ends (zero when idle or
     /// past its estimate).
     pub fn running_left(&self, core: usize) -> Duration {
+        self.running_left_at(core, self.now_us())
+    }
+
+    fn running_left_at(&self, core: usize, now: u64) -> Duration {
         let expected = self.running_us.get(core).map_or(0, |a| a.load(Relaxed));
         let since = self.running_since.get(core).map_or(0, |a| a.load(Relaxed));
-        let ran = self.now_us().saturating_sub(since);
+        let ran = now.saturating_sub(since);
         Duration::from_micros(if expected == 0 {
             0
         } else {
