@@ -113,7 +113,8 @@ pub async fn serve(core: Rc<IoCore>, stream: TcpStream) {
         stream,
         reader: RequestReader::new(),
         current: None,
-        out: Vec::with_capacity(1024),
+        // Allocated by the first answer (an idle connection holds less).
+        out: Vec::new(),
         answered: 0,
         opened: Instant::now(),
         body_limit: MAX_BODY_BYTES,
