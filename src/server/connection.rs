@@ -213,7 +213,10 @@ impl Connection {
                     let Some(current) = self.current.take() else {
                         continue;
                     };
-                    match self.answer(current, body).await {
+                    // Boxed: its state would otherwise be part of every
+                    // connection's future, idle ones included (2080 -> 1352
+                    // bytes per connection, with the other boxed waits).
+                    match Box::pin(self.answer(current, body)).await {
                         Step::NeedMore => {}
                         other => return other,
                     }
