@@ -33,13 +33,13 @@ use std::time::{Duration, Instant};
 pub struct Estimates {
     /// Per route: expected run time, microseconds (0: no sample yet).
     route_us: Vec<AtomicU64>,
-    /// Per route: the moving mean of squared run times, in ms^2 (so that
-    /// an hour squared still fits).
-    route_sq_ms: Vec<AtomicU64>,
+    /// Per route: the moving mean of squared run times, us^2 (saturating:
+    /// exact for jobs up to 71 minutes).
+    route_sq_us2: Vec<AtomicU64>,
     /// Per compute core: expected run time of its waiting jobs, summed.
     queued_us: Vec<AtomicU64>,
-    /// Per compute core: variance of its waiting jobs' run times, summed, ms^2.
-    queued_var_ms: Vec<AtomicU64>,
+    /// Per compute core: variance of its waiting jobs' run times, summed, us^2.
+    queued_var_us2: Vec<AtomicU64>,
     /// Per compute core: expected run time of the running job (0: idle).
     running_us: Vec<AtomicU64>,
     /// Per compute core: when the running job started, us since `epoch`.
@@ -53,9 +53,9 @@ impl Estimates {
         let zeros = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
         Estimates {
             route_us: zeros(routes),
-            route_sq_ms: zeros(routes),
+            route_sq_us2: zeros(routes),
             queued_us: zeros(cores),
-            queued_var_ms: zeros(cores),
+            queued_var_us2: zeros(cores),
             running_us: zeros(cores),
             running_since: zeros(cores),
             epoch: Instant::now(),
@@ -67,24 +67,24 @@ impl Estimates {
         Duration::from_micros(self.route_us.get(route).map_or(0, |a| a.load(Relaxed)))
     }
 
-    /// The variance of `route`'s run times, ms^2 (0 with under one sample).
-    fn variance_ms(&self, route: usize) -> u64 {
-        let mean_ms = self.route_us.get(route).map_or(0, |a| a.load(Relaxed)) / 1000;
-        let sq = self.route_sq_ms.get(route).map_or(0, |a| a.load(Relaxed));
-        sq.saturating_sub(mean_ms.saturating_mul(mean_ms))
+    /// The variance of `route`'s run times, us^2 (0 with under one sample).
+    fn variance_us2(&self, route: usize) -> u64 {
+        let mean = self.route_us.get(route).map_or(0, |a| a.load(Relaxed));
+        let sq = self.route_sq_us2.get(route).map_or(0, |a| a.load(Relaxed));
+        sq.saturating_sub(mean.saturating_mul(mean))
     }
 
     /// A job of `route` was queued on `core`; returns what it added (the
     /// job carries it to `dequeued`): its expected run time (us) and its
-    /// variance (ms^2).
+    /// variance (us^2).
     pub fn queued(&self, core: usize, route: usize) -> Expected {
         let us = self.route_us.get(route).map_or(0, |a| a.load(Relaxed));
-        let var_ms = self.variance_ms(route);
-        if let (Some(q), Some(v)) = (self.queued_us.get(core), self.queued_var_ms.get(core)) {
+        let var_us2 = self.variance_us2(route);
+        if let (Some(q), Some(v)) = (self.queued_us.get(core), self.queued_var_us2.get(core)) {
             q.fetch_add(us, Relaxed);
-            v.fetch_add(var_ms, Relaxed);
+            let _ = v.fetch_update(Relaxed, Relaxed, |x| Some(x.saturating_add(var_us2)));
         }
-        Expected { us, var_ms }
+        Expected { us, var_us2 }
     }
 
     /// A job that added `added` when queued on `core` left the queue
@@ -96,8 +96,8 @@ impl Estimates {
         if let Some(q) = self.queued_us.get(core) {
             let _ = q.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(us)));
         }
-        if let Some(q) = self.queued_var_ms.get(core) {
-            let _ = q.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(added.var_ms)));
+        if let Some(q) = self.queued_var_us2.get(core) {
+            let _ = q.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(added.var_us2)));
         }
         if running {
             if let (Some(r), Some(s)) = (self.running_us.get(core), self.running_since.get(core)) {
@@ -115,9 +115,9 @@ impl Estimates {
             let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
             let _ = est.fetch_update(Relaxed, Relaxed, |old| Some(moving_mean(old, sample)));
         }
-        if let Some(sq) = self.route_sq_ms.get(route) {
-            let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-            let sample = ms.saturating_mul(ms).max(1);
+        if let Some(sq) = self.route_sq_us2.get(route) {
+            let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+            let sample = us.saturating_mul(us);
             let _ = sq.fetch_update(Relaxed, Relaxed, |old| Some(moving_mean(old, sample)));
         }
     }
@@ -151,12 +151,12 @@ impl Estimates {
     /// [`Estimates::now`]): what admission reads per compute core.
     pub fn waits(&self, core: usize, now: u64) -> (Duration, Duration) {
         let queued = self.queued_us.get(core).map_or(0, |a| a.load(Relaxed));
-        let var_ms = self.queued_var_ms.get(core).map_or(0, |a| a.load(Relaxed));
+        let var_us2 = self.queued_var_us2.get(core).map_or(0, |a| a.load(Relaxed));
         let expected = Duration::from_micros(queued) + self.running_left_at(core, now);
-        let sd = if var_ms == 0 {
+        let sd = if var_us2 == 0 {
             Duration::ZERO
         } else {
-            Duration::from_micros(((var_ms as f64).sqrt() * 1000.0) as u64)
+            Duration::from_micros((var_us2 as f64).sqrt() as u64)
         };
         (expected.saturating_sub(sd), expected)
     }
@@ -188,8 +188,8 @@ impl Estimates {
 pub struct Expected {
     /// Expected run time, us.
     pub us: u64,
-    /// Variance of the run time, ms^2.
-    pub var_ms: u64,
+    /// Variance of the run time, us^2.
+    pub var_us2: u64,
 }
 
 /// One step of the moving mean: the first sample is taken whole; then the
@@ -265,6 +265,33 @@ mod tests {
         // Out-of-range indices are ignored, never a panic.
         e.finished(9, 9, Duration::from_secs(1));
         assert_eq!(e.queued(9, 9), Expected::default());
+    }
+
+    #[test]
+    fn a_steady_route_has_no_spread_and_a_mixed_one_has_its_own() {
+        let e = Estimates::new(2, 1);
+        // 100 us every time: no deviation, so 700 queued are 70 ms flat.
+        for _ in 0..50 {
+            e.finished(0, 0, Duration::from_micros(100));
+        }
+        for _ in 0..700 {
+            e.queued(0, 0);
+        }
+        let (optimistic, expected) = e.waits(0, e.now());
+        assert_eq!(expected, Duration::from_millis(70));
+        assert_eq!(optimistic, expected, "a steady route has no spread");
+        // Alternating 10 ms and 30 ms: mean ~20 ms, deviation ~10 ms.
+        for i in 0..400 {
+            e.finished(
+                0,
+                1,
+                Duration::from_millis(if i % 2 == 0 { 10 } else { 30 }),
+            );
+        }
+        let added = e.queued(0, 1);
+        assert!((15_000..=25_000).contains(&added.us), "{added:?}");
+        let sd = (added.var_us2 as f64).sqrt();
+        assert!((7_000.0..=13_000.0).contains(&sd), "{sd}");
     }
 
     #[test]

@@ -451,7 +451,7 @@ impl Connection {
                         pending.remove(id);
                         core.stats.io[core.index].timed_out.fetch_add(1, Relaxed);
                         log::warn!(
-                            "I/O core {}: job {id} ran past the job timeout of {limit:?} (504)",
+                            "I/O core {}: job {id} ran past the job timeout of {job_timeout:?} (504)",
                             core.cpu
                         );
                         return Some(outcome_response(JobOutcome::TimedOut(job_timeout)));

@@ -66,10 +66,12 @@ impl ExternalWorker {
         let mut child = spawned.child;
         let pid = child.id();
         let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let collector = {
+        let (collected, collector_done) = std::sync::mpsc::channel::<()>();
+        {
             let tail = tail.clone();
             let mut stderr = spawned.stderr;
             std::thread::spawn(move || {
+                let _done = collected;
                 let mut chunk = [0u8; 4096];
                 while let Ok(n) = stderr.read(&mut chunk) {
                     if n == 0 {
@@ -82,8 +84,8 @@ impl ExternalWorker {
                         t.drain(..cut);
                     }
                 }
-            })
-        };
+            });
+        }
         let outcome = read_hello(spawned.jobs, limit);
         // Give an exiting command a moment to be reaped with its status.
         let status = {
@@ -100,8 +102,10 @@ impl ExternalWorker {
         };
         kill_group(pid);
         let _ = child.wait();
-        // The pipe closes once every process of the group is gone.
-        let _ = collector.join();
+        // The pipe closes once every process of the group is gone; a
+        // process that left the group (setsid) may hold it open: then do not
+        // wait for it.
+        let _ = collector_done.recv_timeout(Duration::from_secs(1));
         let routes = match outcome {
             Ok(routes) => routes,
             Err(why) => {

@@ -32,7 +32,7 @@ impl WorkerCommand {
         match self {
             WorkerCommand::OwnBinary => false,
             WorkerCommand::Shell(line) => {
-                exec_if_simple(line) == *line && !line.trim_start().starts_with("exec ")
+                exec_if_simple(line) == *line && line.split_whitespace().next() != Some("exec")
             }
         }
     }
@@ -172,10 +172,11 @@ pub fn spawn(
 /// child, so its pid, its exit status or signal and PR_SET_PDEATHSIG are its
 /// own rather than a shell's.
 pub fn exec_if_simple(line: &str) -> String {
-    const BUILTINS: [&str; 24] = [
+    const BUILTINS: [&str; 33] = [
         "cd", "export", "set", "unset", "eval", "exec", ".", "source", "if", "for", "while",
         "until", "case", "{", "!", "ulimit", "umask", "trap", "alias", "read", "wait", "exit",
-        "readonly", "command",
+        "readonly", "command", "time", "select", "function", "coproc", "local", "declare",
+        "typeset", "[[", "((",
     ];
     let special = |c: char| ";&|<>()`$'\"\\\n*?[~#".contains(c);
     let first = line.split_whitespace().next().unwrap_or("");

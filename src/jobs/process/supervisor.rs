@@ -448,6 +448,7 @@ impl Supervisor {
         );
         let mut sent = 0;
         let mut kill_at: Option<Instant> = None;
+        let mut cancel_sent = false;
         loop {
             let Some(worker) = self.worker.as_mut() else {
                 return self.died_during(job, None).await;
@@ -518,21 +519,22 @@ impl Supervisor {
             if !job.cancel.is_cancelled() {
                 continue;
             }
-            match kill_at {
-                None => {
-                    kill_at = Some(Instant::now() + self.settings.kill_grace);
-                    // Only after the whole Job frame: a Cancel in band must
-                    // not land inside it. A worker that has not read its job
-                    // by the end of the grace is killed all the same.
-                    if sent == wire.len() && !self.send_cancel(job.id) {
-                        kill_at = Some(Instant::now());
-                    }
+            if kill_at.is_none() {
+                kill_at = Some(Instant::now() + self.settings.kill_grace);
+            }
+            // Only after the whole Job frame: a Cancel in band must not land
+            // inside it (it goes out on the first turn after the frame is
+            // done). A worker that has not read its job by the end of the
+            // grace is killed all the same.
+            if !cancel_sent && sent == wire.len() {
+                cancel_sent = true;
+                if !self.send_cancel(job.id) {
+                    kill_at = Some(Instant::now());
                 }
-                Some(at) if Instant::now() >= at => {
-                    self.kill_for(job);
-                    return None;
-                }
-                Some(_) => {}
+            }
+            if kill_at.is_some_and(|at| Instant::now() >= at) {
+                self.kill_for(job);
+                return None;
             }
         }
     }
@@ -944,26 +946,38 @@ async fn reap(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 /// Starts the core's worker program pinned to `cpu` (see `spawn.rs`).
 fn spawn_worker(settings: &ProcessSettings, cpu: usize) -> std::io::Result<Worker> {
     let spawned = spawn(&settings.program.command, Some(cpu), settings.job_memory)?;
-    let child = spawned.child;
+    let mut child = spawned.child;
     let pid = child.id();
-    for s in [
-        Some(&spawned.jobs),
-        spawned.cancels.as_ref(),
-        Some(&spawned.stderr),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        s.set_nonblocking(true)?;
-    }
-    // SAFETY: each fd comes from `into_raw_fd` of a socket we own (a dup of
-    // ours); the glommio stream takes it over.
-    let watch = |s: &std::os::unix::net::UnixStream| -> std::io::Result<UnixStream> {
-        Ok(unsafe { UnixStream::from_raw_fd(s.try_clone()?.into_raw_fd()) })
+    let watches = (|| -> std::io::Result<(UnixStream, UnixStream)> {
+        for s in [
+            Some(&spawned.jobs),
+            spawned.cancels.as_ref(),
+            Some(&spawned.stderr),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            s.set_nonblocking(true)?;
+        }
+        // SAFETY: each fd comes from `into_raw_fd` of a socket we own (a
+        // dup of ours); the glommio stream takes it over.
+        let watch = |s: &std::os::unix::net::UnixStream| -> std::io::Result<UnixStream> {
+            Ok(unsafe { UnixStream::from_raw_fd(s.try_clone()?.into_raw_fd()) })
+        };
+        Ok((watch(&spawned.jobs)?, watch(&spawned.stderr)?))
+    })();
+    // A worker we cannot watch (no fds left, say) is not left running.
+    let (socket_watch, stderr_watch) = match watches {
+        Ok(watches) => watches,
+        Err(err) => {
+            kill_group(pid);
+            let _ = child.wait();
+            return Err(err);
+        }
     };
     Ok(Worker {
-        socket_watch: watch(&spawned.jobs)?,
-        stderr_watch: watch(&spawned.stderr)?,
+        socket_watch,
+        stderr_watch,
         child,
         pid,
         socket: spawned.jobs,
@@ -975,7 +989,12 @@ fn spawn_worker(settings: &ProcessSettings, cpu: usize) -> std::io::Result<Worke
         ready: false,
         started: Instant::now(),
         cpu,
-        cpu_clock: process_cpu_clock(pid),
+        // A shell between us and the worker would time only itself.
+        cpu_clock: if settings.program.command.shell_stays() {
+            None
+        } else {
+            process_cpu_clock(pid)
+        },
     })
 }
 
