@@ -121,7 +121,7 @@ pub struct ServeArgs {
     pub max_job_body: String,
     /// Where jobs run: thread (the compute executors' threads) or process (one supervised
     /// worker process per compute core, killed and replaced when a job hangs or crashes).
-    /// Default is thread.
+    /// Default is thread (process with --worker-cmd).
     #[arg(long, value_name = "MODE")]
     pub isolation: Option<String>,
     /// Seconds from a job's timeout or hang-up to the SIGKILL of its worker if the job is
@@ -133,7 +133,7 @@ pub struct ServeArgs {
         hide_default_value = true
     )]
     pub kill_grace: String,
-    /// Address-space cap of each worker process (K, M or G suffix; process isolation only).
+    /// Address-space cap of each worker process (K, M, G or T suffix; process isolation only).
     /// Default is unlimited.
     #[arg(long, value_name = "BYTES")]
     pub job_memory: Option<String>,
