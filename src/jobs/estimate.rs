@@ -15,7 +15,7 @@
 //!
 //! Admission refuses a job only when even an optimistic wait, the expected
 //! wait less one standard deviation of the work ahead
-//! ([`Estimates::optimistic_wait`]), is past its deadline: with a wide mix
+//! ([`Estimates::waits`]), is past its deadline: with a wide mix
 //! and few jobs ahead the deviation is large and little is refused (a job
 //! refused is a job lost, one admitted in vain costs a queue slot); with
 //! many jobs ahead the sum concentrates near its mean and the bound bites. The I/O core's admission reads these atomics, never
@@ -131,15 +131,7 @@ impl Estimates {
 
     /// Expected time until a job queued on `core` now would start.
     pub fn wait(&self, core: usize) -> Duration {
-        let queued = self.queued_us.get(core).map_or(0, |a| a.load(Relaxed));
-        Duration::from_micros(queued) + self.running_left(core)
-    }
-
-    /// The expected wait on `core` less one standard deviation of the work
-    /// queued there: what admission compares with a deadline (see the
-    /// module docs).
-    pub fn optimistic_wait(&self, core: usize) -> Duration {
-        self.waits(core, self.now()).0
+        self.waits(core, self.now()).1
     }
 
     /// Now, for [`Estimates::waits`]: one clock read for all cores.
@@ -148,7 +140,10 @@ impl Estimates {
     }
 
     /// `core`'s (optimistic, expected) waits at `now` (from
-    /// [`Estimates::now`]): what admission reads per compute core.
+    /// [`Estimates::now`]): what admission reads per compute core. The
+    /// optimistic one is the expected less one standard deviation of the
+    /// work queued there, what admission compares with a deadline (see the
+    /// module docs).
     pub fn waits(&self, core: usize, now: u64) -> (Duration, Duration) {
         let queued = self.queued_us.get(core).map_or(0, |a| a.load(Relaxed));
         let var_us2 = self.queued_var_us2.get(core).map_or(0, |a| a.load(Relaxed));
