@@ -25,20 +25,48 @@ pub const TIME_BUCKETS: [f64; 15] = [
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// A Prometheus histogram over [`TIME_BUCKETS`]: relaxed atomic counters,
-/// written by any compute core, read by `/metrics`.
-#[derive(Default)]
-pub struct TimeHistogram {
-    buckets: [AtomicU64; TIME_BUCKETS.len()],
+/// A Prometheus histogram of durations over the upper bounds `bounds`
+/// (seconds): relaxed atomic counters, written by any compute core, read
+/// by `/metrics`.
+pub struct Histogram<const N: usize> {
+    bounds: &'static [f64; N],
+    buckets: [AtomicU64; N],
     count: AtomicU64,
     micros: AtomicU64,
 }
 
-impl TimeHistogram {
+/// Per route, over [`TIME_BUCKETS`].
+pub type TimeHistogram = Histogram<{ TIME_BUCKETS.len() }>;
+/// Per compute core, over [`DURATION_BUCKETS`].
+pub type DurationHistogram = Histogram<{ DURATION_BUCKETS.len() }>;
+
+impl Default for TimeHistogram {
+    fn default() -> Self {
+        Histogram::new(&TIME_BUCKETS)
+    }
+}
+
+impl Default for DurationHistogram {
+    fn default() -> Self {
+        Histogram::new(&DURATION_BUCKETS)
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    /// An empty histogram over `bounds`.
+    pub fn new(bounds: &'static [f64; N]) -> Self {
+        Histogram {
+            bounds,
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            micros: AtomicU64::new(0),
+        }
+    }
+
     /// Counts one observation of `d`.
     pub fn record(&self, d: std::time::Duration) {
         let secs = d.as_secs_f64();
-        if let Some(i) = TIME_BUCKETS.iter().position(|le| secs <= *le) {
+        if let Some(i) = self.bounds.iter().position(|le| secs <= *le) {
             self.buckets[i].fetch_add(1, Relaxed);
         }
         self.count.fetch_add(1, Relaxed);
@@ -59,7 +87,7 @@ impl TimeHistogram {
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         use std::fmt::Write;
         let mut cumulative = 0;
-        for (le, n) in TIME_BUCKETS.iter().zip(&self.buckets) {
+        for (le, n) in self.bounds.iter().zip(&self.buckets) {
             cumulative += n.load(Relaxed);
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
         }
@@ -138,9 +166,8 @@ pub struct ComputeCoreStats {
     worker_deaths: [AtomicU64; DEATH_CAUSES.len()],
     /// Worker kills by [`KILL_REASONS`].
     worker_kills: [AtomicU64; KILL_REASONS.len()],
-    duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
-    duration_count: AtomicU64,
-    duration_micros: AtomicU64,
+    /// Time spent running jobs.
+    pub durations: DurationHistogram,
     /// Per route (router order): its jobs admitted to this core and not
     /// finished, for the routes' queue shares.
     pub route_in_flight: Vec<AtomicUsize>,
@@ -174,12 +201,8 @@ impl ComputeCoreStats {
             .map_or(0, |i| self.worker_deaths[i].load(Relaxed))
     }
 
-    pub fn record_duration(&self, secs: f64) {
-        if let Some(i) = DURATION_BUCKETS.iter().position(|le| secs <= *le) {
-            self.duration_buckets[i].fetch_add(1, Relaxed);
-        }
-        self.duration_count.fetch_add(1, Relaxed);
-        self.duration_micros.fetch_add((secs * 1e6) as u64, Relaxed);
+    pub fn record_duration(&self, took: std::time::Duration) {
+        self.durations.record(took);
     }
 }
 
@@ -515,26 +538,9 @@ impl Stats {
             "Time compute cores spent running jobs.",
         );
         for s in &self.compute {
-            let cpu = s.cpu.load(Relaxed);
-            let mut cumulative = 0;
-            for (le, n) in DURATION_BUCKETS.iter().zip(&s.duration_buckets) {
-                cumulative += n.load(Relaxed);
-                let _ = writeln!(out, "heavylift_job_duration_seconds_bucket{{core=\"{cpu}\",le=\"{le}\"}} {cumulative}");
-            }
-            let count = s.duration_count.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "heavylift_job_duration_seconds_bucket{{core=\"{cpu}\",le=\"+Inf\"}} {count}"
-            );
-            let sum = s.duration_micros.load(Relaxed) as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "heavylift_job_duration_seconds_sum{{core=\"{cpu}\"}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "heavylift_job_duration_seconds_count{{core=\"{cpu}\"}} {count}"
-            );
+            let labels = format!("core=\"{}\"", s.cpu.load(Relaxed));
+            s.durations
+                .render(&mut out, "heavylift_job_duration_seconds", &labels);
         }
         // Per route, for the routes that ran a job (a route that never
         // offloads would only add empty series).
@@ -628,7 +634,7 @@ mod tests {
         s.count_request(0, Some(1), 503);
         s.count_request(0, None, 404);
         s.count_request(0, Some(0), 201);
-        s.compute[0].record_duration(0.02);
+        s.compute[0].record_duration(std::time::Duration::from_millis(20));
         let m = s.render_metrics();
         assert!(m.contains(
             "heavylift_requests_total{core=\"0\",route=\"slow_threaded\",status=\"503\"} 1"

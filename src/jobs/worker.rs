@@ -225,7 +225,7 @@ fn run_job(core: &ComputeCore, job: &Job) -> Option<JobOutcome> {
     let result = run_caught(|| (job.run)(&job.input, &ctx));
     let took = started.elapsed();
     let cpu = thread_cpu_time().saturating_sub(cpu_before);
-    stats.record_duration(took.as_secs_f64());
+    stats.record_duration(took);
     core.stats
         .record_job(job.route, ctx.queued, took, Some(cpu));
     core.stats.estimates.finished(core.index, job.route, took);

@@ -403,7 +403,7 @@ impl Supervisor {
             _ => None,
         };
         all_stats.record_job(job.route, queued, took, cpu);
-        stats.record_duration(took.as_secs_f64());
+        stats.record_duration(took);
         all_stats
             .estimates
             .finished(self.core.index, job.route, took);
