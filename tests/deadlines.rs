@@ -242,20 +242,6 @@ fn admission_refuses_what_cannot_start_in_time() {
     assert!(identity_holds(&stats), "{stats}");
 }
 
-/// A job that naps `secs` in 10 ms steps, stopping at its cancel.
-fn nap(secs: f64) -> heavylift::Handler {
-    heavylift::offload(move |_, ctx| {
-        let until = Instant::now() + Duration::from_secs_f64(secs);
-        while Instant::now() < until {
-            if ctx.should_stop() {
-                return Err(heavylift::Cancelled);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(heavylift::Response::text(200, "rested"))
-    })
-}
-
 /// Holds a request open on its own connection (its job queued or running).
 fn hold(addr: std::net::SocketAddr, target: &str) -> std::net::TcpStream {
     let mut s = connect(addr, SLOW);

@@ -152,20 +152,6 @@ fn hanging_up_with_a_full_pipeline_buffer_still_cancels_the_job() {
     assert!(identity_holds(&stats));
 }
 
-/// A job that naps in 10 ms steps, stopping at its cancel.
-fn nap(secs: f64) -> heavylift::Handler {
-    heavylift::offload(move |_, ctx| {
-        let until = Instant::now() + Duration::from_secs_f64(secs);
-        while Instant::now() < until {
-            if ctx.should_stop() {
-                return Err(heavylift::Cancelled);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(heavylift::Response::text(200, "rested"))
-    })
-}
-
 fn policy_server(queue_depth: usize) -> TestServer {
     let router = heavylift::Router::new()
         .get("/short", nap(5.0).job_timeout(Duration::from_millis(300)))

@@ -380,3 +380,18 @@ pub fn counter(metrics: &str, prefix: &str) -> u64 {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("{prefix} not in\n{metrics}"))
 }
+
+/// A job that naps `secs` in 10 ms steps, stopping at its cancel; answers
+/// "rested".
+pub fn nap(secs: f64) -> heavylift::Handler {
+    heavylift::offload(move |_, ctx| {
+        let until = Instant::now() + Duration::from_secs_f64(secs);
+        while Instant::now() < until {
+            if ctx.should_stop() {
+                return Err(heavylift::Cancelled);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(heavylift::Response::text(200, "rested"))
+    })
+}

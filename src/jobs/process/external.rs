@@ -110,15 +110,10 @@ impl ExternalWorker {
             Ok(routes) => routes,
             Err(why) => {
                 let why = match status {
-                    Some(status) => {
-                        let cause = DeathCause::of(status, "");
-                        let cause = if program.shell_stays() {
-                            cause.through_shell()
-                        } else {
-                            cause
-                        };
-                        format!("{why} (it ended: {})", cause.describe())
-                    }
+                    Some(status) => format!(
+                        "{why} (it ended: {})",
+                        DeathCause::of_command(status, "", &program).describe()
+                    ),
                     None => why,
                 };
                 let why = match job_memory {

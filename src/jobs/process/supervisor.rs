@@ -110,6 +110,21 @@ impl DeathCause {
         }
     }
 
+    /// [`DeathCause::of`] for a worker run as `command`: through
+    /// [`DeathCause::through_shell`] when a shell stays between.
+    pub fn of_command(
+        status: ExitStatus,
+        stderr_tail: &str,
+        command: &WorkerCommand,
+    ) -> DeathCause {
+        let cause = DeathCause::of(status, stderr_tail);
+        if command.shell_stays() {
+            cause.through_shell()
+        } else {
+            cause
+        }
+    }
+
     /// The cause from a worker's exit status and the last lines of its stderr.
     pub fn of(status: ExitStatus, stderr_tail: &str) -> DeathCause {
         if stderr_tail.contains("memory allocation of") || stderr_tail.contains(OUT_OF_MEMORY_LINE)
@@ -591,12 +606,7 @@ impl Supervisor {
                 // Its last words (the process is gone: what it wrote is all
                 // in the socket now).
                 worker.read_stderr();
-                let cause = DeathCause::of(status, &worker.stderr_tail);
-                if self.settings.program.command.shell_stays() {
-                    cause.through_shell()
-                } else {
-                    cause
-                }
+                DeathCause::of_command(status, &worker.stderr_tail, &self.settings.program.command)
             }
             None => DeathCause::Protocol(
                 protocol.unwrap_or_else(|| "closed its job socket while alive".into()),
