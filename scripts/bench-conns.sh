@@ -34,18 +34,7 @@ if [ "$(ulimit -l)" != unlimited ] && [ "$(ulimit -l)" -lt 1024 ]; then ulimit -
 ulimit -n "$(ulimit -Hn)" || true
 bin=$(scripts/release-bin.sh)
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 200); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$1/fast?id=0" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "bench-conns.sh: nothing answers on port $1" >&2
-  return 1
-}
+. scripts/bench/servers.sh
 
 conns=$((IDLE_CONNS + 1000))
 # heavylift: the process (its I/O core's thread serves; compute idles).
