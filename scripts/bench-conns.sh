@@ -17,11 +17,14 @@
 #   idle     scripts/bench/idle_conns.py: IDLE_CONNS (default 15000)
 #            keep-alive connections, one request each, held; RSS growth of
 #            the serving process per connection, and every one served again.
-# Knobs: PAIRS (5), SECS (4), IDLE_CONNS (15000), ACTIX_BIN, OUT.
+# Knobs: PAIRS (5), SECS (4), IDLE_CONNS (15000), ACTIX_BIN, OUT; on a box
+# with CPUs to spare, SERVER_CPU (0), COMPUTE_CPU (1, heavylift's compute
+# core), GEN_CPUS (1) and WRK_THREADS (1) give the generator CPUs of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PAIRS=${PAIRS:-5} SECS=${SECS:-4} IDLE_CONNS=${IDLE_CONNS:-15000}
+SERVER_CPU=${SERVER_CPU:-0} COMPUTE_CPU=${COMPUTE_CPU:-1} GEN_CPUS=${GEN_CPUS:-1} WRK_THREADS=${WRK_THREADS:-1}
 OUT=${OUT:-$ROOT/bench-results/conns-$(date +%Y-%m-%d)-$(hostname)}
 mkdir -p "$OUT/raw"
 log() { printf '[bench-conns %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -38,7 +41,8 @@ bin=$(scripts/release-bin.sh)
 
 conns=$((IDLE_CONNS + 1000))
 # heavylift: the process (its I/O core's thread serves; compute idles).
-taskset -c 0,1 "$bin" serve --listen 127.0.0.1:18601 --io-cores 0 --compute-cores 1 \
+taskset -c "$SERVER_CPU,$COMPUTE_CPU" "$bin" serve --listen 127.0.0.1:18601 \
+  --io-cores "$SERVER_CPU" --compute-cores "$COMPUTE_CPU" \
   --max-connections "$conns" --log-level warn 2>>"$OUT/raw/servers.log" &
 pids+=($!)
 HL_PID=$!
@@ -70,15 +74,21 @@ http {
 }
 EOF
 cp "$NGX_DIR/nginx.conf" "$OUT/raw/nginx.conf"
-taskset -c 0 nginx -p "$NGX_DIR" -e "$NGX_DIR/error.log" -c "$NGX_DIR/nginx.conf" &
+taskset -c "$SERVER_CPU" nginx -p "$NGX_DIR" -e "$NGX_DIR/error.log" -c "$NGX_DIR/nginx.conf" &
 pids+=($!)
 NGX_MASTER=$!
 wait_port 18602
-NGX_PID=$(pgrep -P "$NGX_MASTER" | head -1)
+# nginx's worker: the master's child, read from /proc (no procps needed).
+NGX_PID=$(for st in /proc/[0-9]*/stat; do
+  rest=$(sed 's/.*) //' "$st" 2>/dev/null) || continue
+  set -- $rest
+  [ "${2:-}" = "$NGX_MASTER" ] && { echo "${st//[^0-9]/}"; break; }
+done)
+[ -n "$NGX_PID" ] || { log "no nginx worker process under $NGX_MASTER"; exit 1; }
 
 servers="heavylift:18601:$HL_PID nginx:18602:$NGX_PID"
 if [ -n "${ACTIX_BIN:-}" ]; then
-  taskset -c 0 "$ACTIX_BIN" 18603 >>"$OUT/raw/servers.log" 2>&1 &
+  taskset -c "$SERVER_CPU" "$ACTIX_BIN" 18603 >>"$OUT/raw/servers.log" 2>&1 &
   pids+=($!)
   wait_port 18603
   servers="$servers actix:18603:$!"
@@ -90,11 +100,11 @@ for i in $(seq "$PAIRS"); do
   for spec in $servers; do
     IFS=: read -r who port pid <<<"$spec"
     t0=$(ticks "$pid")
-    taskset -c 1 wrk -t1 -c32 -d"${SECS}s" "http://127.0.0.1:$port/fast?id=1" >"$OUT/raw/$who-fast-$i.txt" 2>&1
+    taskset -c "$GEN_CPUS" wrk -t"$WRK_THREADS" -c32 -d"${SECS}s" "http://127.0.0.1:$port/fast?id=1" >"$OUT/raw/$who-fast-$i.txt" 2>&1
     t1=$(ticks "$pid")
     reqs=$(awk '/requests in/ {print $1}' "$OUT/raw/$who-fast-$i.txt")
     rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/raw/$who-fast-$i.txt")
-    taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -H "Connection: close" "http://127.0.0.1:$port/fast?id=1" >"$OUT/raw/$who-churn-$i.txt" 2>&1
+    taskset -c "$GEN_CPUS" wrk -t"$WRK_THREADS" -c32 -d"${SECS}s" -H "Connection: close" "http://127.0.0.1:$port/fast?id=1" >"$OUT/raw/$who-churn-$i.txt" 2>&1
     churn=$(awk '/Requests\/sec/ {print $2}' "$OUT/raw/$who-churn-$i.txt")
     echo "$who $i $rps $(python3 -c "print(round(($t1 - $t0) * 10000 / $reqs, 2))") $churn" | tee -a "$OUT/runs.txt" >&2
   done
@@ -104,7 +114,7 @@ done
 for spec in $servers; do
   IFS=: read -r who port pid <<<"$spec"
   log "$who: $IDLE_CONNS idle keep-alive connections"
-  echo "$who $(taskset -c 1 python3 scripts/bench/idle_conns.py "127.0.0.1:$port" "$pid" "$IDLE_CONNS")" | tee -a "$OUT/idle.txt" >&2
+  echo "$who $(taskset -c "$GEN_CPUS" python3 scripts/bench/idle_conns.py "127.0.0.1:$port" "$pid" "$IDLE_CONNS")" | tee -a "$OUT/idle.txt" >&2
 done
 
 python3 - "$OUT" <<'EOF' | tee "$OUT/table.txt"
