@@ -219,6 +219,51 @@ fn job_memory_needs_process_isolation() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// The socket inodes a process holds open (`/proc/PID/fd`).
+fn socket_inodes(pid: u32) -> std::collections::HashSet<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read the fd table")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| target.starts_with("socket:"))
+        .collect()
+}
+
+/// Every socket the server accepts is close-on-exec, so a worker started
+/// while clients are connected holds none of them; one that did would keep
+/// each connection open past the server's close, for as long as it lives.
+/// Connections opened in a burst queue up before the accept loop runs, so
+/// it takes them with its synchronous accept, the path that once left the
+/// flag off.
+#[test]
+fn a_worker_holds_none_of_the_clients_sockets() {
+    let server = ProcessServer::start(&[]);
+    let mut held: Vec<_> = (0..40).map(|_| connect(server.addr, QUICK)).collect();
+    for s in &mut held {
+        s.write_all(b"GET /fast?id=h HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    for s in &mut held {
+        let reply = read_reply(&mut BufReader::new(&mut *s), false).expect("answered");
+        assert_eq!(reply.status, 200);
+    }
+    let before = server.worker_pid();
+    assert_eq!(server.get("/crash?id=x&how=abort").status, 500);
+    assert_eq!(server.get("/slow_threaded?id=after&n=10").status, 200);
+    let worker = server.worker_pid();
+    assert_ne!(worker, before, "the worker was replaced");
+    let ours = socket_inodes(server.child.id());
+    assert!(
+        ours.len() >= held.len(),
+        "the server holds its clients' sockets: {ours:?}"
+    );
+    let shared: Vec<_> = socket_inodes(worker).intersection(&ours).cloned().collect();
+    assert!(
+        shared.is_empty(),
+        "worker {worker} holds the server's sockets {shared:?}"
+    );
+}
+
 #[test]
 fn no_worker_outlives_its_server() {
     for sig in ["TERM", "KILL"] {
