@@ -13,7 +13,7 @@
 #            utime+stime over the run (from /proc, 100 Hz ticks) divided by
 #            its requests; PAIRS interleaved runs per server, medians.
 #   churn    the same with `-H "Connection: close"` (one request per
-#            connection): req/s, medians.
+#            connection): req/s and server CPU per connection, medians.
 #   idle     scripts/bench/idle_conns.py: IDLE_CONNS (default 15000)
 #            keep-alive connections, one request each, held; RSS growth of
 #            the serving process per connection, and every one served again.
@@ -104,9 +104,12 @@ for i in $(seq "$PAIRS"); do
     t1=$(ticks "$pid")
     reqs=$(awk '/requests in/ {print $1}' "$OUT/raw/$who-fast-$i.txt")
     rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/raw/$who-fast-$i.txt")
+    t2=$(ticks "$pid")
     taskset -c "$GEN_CPUS" wrk -t"$WRK_THREADS" -c32 -d"${SECS}s" -H "Connection: close" "http://127.0.0.1:$port/fast?id=1" >"$OUT/raw/$who-churn-$i.txt" 2>&1
+    t3=$(ticks "$pid")
     churn=$(awk '/Requests\/sec/ {print $2}' "$OUT/raw/$who-churn-$i.txt")
-    echo "$who $i $rps $(python3 -c "print(round(($t1 - $t0) * 10000 / $reqs, 2))") $churn" | tee -a "$OUT/runs.txt" >&2
+    creqs=$(awk '/requests in/ {print $1}' "$OUT/raw/$who-churn-$i.txt")
+    echo "$who $i $rps $(python3 -c "print(round(($t1 - $t0) * 10000 / $reqs, 2))") $churn $(python3 -c "print(round(($t3 - $t2) * 10000 / $creqs, 2))")" | tee -a "$OUT/runs.txt" >&2
   done
 done
 
@@ -122,23 +125,24 @@ import json, statistics, sys
 out = sys.argv[1]
 rows = {}
 for line in open(f"{out}/runs.txt"):
-    who, _i, rps, us, churn = line.split()
-    rows.setdefault(who, []).append((float(rps), float(us), float(churn)))
+    who, _i, rps, us, churn, churn_us = line.split()
+    rows.setdefault(who, []).append((float(rps), float(us), float(churn), float(churn_us)))
 idle = {}
 for line in open(f"{out}/idle.txt"):
     who, doc = line.split(" ", 1)
     idle[who] = json.loads(doc)
-med = {w: [statistics.median(r[k] for r in v) for k in range(3)] for w, v in rows.items()}
-print(f"{'server':<10} {'/fast req/s':>12} {'CPU us/req':>11} {'churn req/s':>12} {'KiB/idle conn':>14} {'served again':>13}")
-for w, (rps, us, churn) in med.items():
+med = {w: [statistics.median(r[k] for r in v) for k in range(4)] for w, v in rows.items()}
+print(f"{'server':<10} {'/fast req/s':>12} {'CPU us/req':>11} {'churn req/s':>12} {'CPU us/conn':>12} {'KiB/idle conn':>14} {'served again':>13}")
+for w, (rps, us, churn, churn_us) in med.items():
     d = idle.get(w, {})
-    print(f"{w:<10} {rps:>12.0f} {us:>11.2f} {churn:>12.0f} {d.get('kib_per_conn', float('nan')):>14.2f} "
+    print(f"{w:<10} {rps:>12.0f} {us:>11.2f} {churn:>12.0f} {churn_us:>12.2f} {d.get('kib_per_conn', float('nan')):>14.2f} "
           f"{str(d.get('served_again')) + '/' + str(d.get('n')):>13}")
 if "nginx" in med:
     n = med["nginx"]
-    for w, (rps, us, churn) in med.items():
+    for w, (rps, us, churn, churn_us) in med.items():
         if w != "nginx":
-            print(f"{w} / nginx: req/s {rps/n[0]:.3f}, CPU per request {us/n[1]:.3f}, churn {churn/n[2]:.3f}")
+            print(f"{w} / nginx: req/s {rps/n[0]:.3f}, CPU per request {us/n[1]:.3f}, churn {churn/n[2]:.3f}, "
+                  f"CPU per churned connection {churn_us/n[3]:.3f}")
 print(f"medians of {len(next(iter(rows.values())))} runs each, interleaved; idle: one run of {next(iter(idle.values()))['n']} connections")
 EOF
 log "results in $OUT"

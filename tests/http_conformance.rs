@@ -208,6 +208,45 @@ fn slow_headers_and_idle_connections_are_closed() {
     );
 }
 
+/// RFC 9112 §9.6: a client that sent `close` sends nothing more, so once
+/// its answer is written the server closes at once rather than lingering
+/// (the half-close and the read until the client's FIN, which still guard a
+/// close the server decides on, as in `hostile_bytes`). The client here
+/// reads its answer and the end, then holds its socket open: a linger would
+/// keep the server's side open for 2 s.
+#[test]
+fn a_client_that_asks_to_close_is_closed_at_once() {
+    let server = TestServer::start();
+    for request in [
+        &b"GET /fast?id=c HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"[..],
+        b"GET /fast?id=c HTTP/1.0\r\n\r\n",
+        b"POST /gzip HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+    ] {
+        let mut s = connect(server.addr, QUICK);
+        s.write_all(request).unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        assert!(
+            all.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&all)
+        );
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        let stats = loop {
+            let stats = server.stats();
+            if stats["io_cores"][0]["open_connections"] == 1 || Instant::now() > deadline {
+                break stats;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(
+            stats["io_cores"][0]["open_connections"], 1,
+            "the server still holds the connection that asked to close"
+        );
+        drop(s);
+    }
+}
+
 #[test]
 fn connections_past_the_cap_are_closed_without_harming_others() {
     let server = TestServer::start_with(|c| c.max_connections = 3);

@@ -50,8 +50,12 @@ const HANGUP_POLL: Duration = Duration::from_millis(100);
 enum Closed {
     /// The peer closed or reset the connection.
     ByPeer,
-    /// We answered with `Connection: close` (asked for, HTTP/1.0, or an error).
+    /// We answered with `Connection: close` of our own accord (an error,
+    /// an answer before the body, shutdown).
     Answered,
+    /// We answered a request whose client said it would close (`Connection:
+    /// close`, or HTTP/1.0 without keep-alive).
+    AsAsked,
     IdleTimeout,
     HeaderTimeout,
     /// A request body fell behind `--body-min-rate`; answered 408.
@@ -148,6 +152,16 @@ impl Connection {
         loop {
             match self.process_buffered().await {
                 Step::NeedMore => {}
+                // RFC 9112 §9.6: a client that sent `close` sends no further
+                // request, so with nothing else buffered no byte can arrive
+                // to turn our close into a reset: close at once, no
+                // half-close and linger (nginx lingers only when it expects
+                // more data, too). Saves a shutdown, a read and a wake-up
+                // per connection.
+                Step::Close(Closed::AsAsked) if self.reader.is_idle() => {
+                    let _ = self.flush().await;
+                    return Closed::AsAsked;
+                }
                 Step::Close(why) => {
                     self.close_gracefully(LINGER_TIME).await;
                     return why;
@@ -344,7 +358,11 @@ impl Connection {
         response.encode_into(&mut self.out, head.version, keep_alive, head_only);
         self.answered += 1;
         if !keep_alive {
-            return Step::Close(Closed::Answered);
+            return Step::Close(if head.keep_alive {
+                Closed::Answered
+            } else {
+                Closed::AsAsked
+            });
         }
         if self.out.len() >= FLUSH_THRESHOLD {
             if let Err(err) = self.flush().await {

@@ -135,7 +135,6 @@ fn admit(core: &Rc<IoCore>, gate: &Gate, stream: TcpStream) {
         );
         return; // dropping the stream closes it
     };
-    let _ = stream.set_nodelay(true);
     let conn_core = core.clone();
     let spawned = gate.spawn(async move {
         let _slot = slot;

@@ -353,7 +353,8 @@ fn builder(cpu: usize, name: &str, role: CoreRole, shared: bool) -> LocalExecuto
     }
 }
 
-/// Binds `count` SO_REUSEPORT listeners on one address. A plain bind first
+/// Binds `count` SO_REUSEPORT listeners with TCP_NODELAY (inherited by
+/// their connections) on one address. A plain bind first
 /// checks that nobody (another heavylift included) holds the address, and
 /// settles port 0 to one real port for every listener.
 fn bind_listeners(addr: SocketAddr, count: usize) -> Result<(SocketAddr, Vec<RawFd>)> {
@@ -374,6 +375,9 @@ fn bind_listeners(addr: SocketAddr, count: usize) -> Result<(SocketAddr, Vec<Raw
         let socket = Socket::new(domain, Type::STREAM, None).map_err(bind_err)?;
         socket.set_reuse_address(true).map_err(bind_err)?;
         socket.set_reuse_port(true).map_err(bind_err)?;
+        // Linux copies TCP_NODELAY from a listener to every connection it
+        // accepts, so this one setsockopt replaces one per connection.
+        socket.set_nodelay(true).map_err(bind_err)?;
         socket.bind(&resolved.into()).map_err(bind_err)?;
         socket.listen(BACKLOG).map_err(bind_err)?;
         fds.push(StdListener::from(socket).into_raw_fd());
