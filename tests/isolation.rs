@@ -264,6 +264,41 @@ fn a_worker_holds_none_of_the_clients_sockets() {
     );
 }
 
+/// A descriptor the server inherited without FD_CLOEXEC (a supervisor's
+/// pipe, here fd 9) does not reach its workers: they get their protocol
+/// descriptors and stdio only.
+#[test]
+fn a_worker_inherits_no_stray_descriptor() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (_keep, stray) = std::os::unix::net::UnixStream::pair().unwrap();
+    let stray_fd = stray.as_raw_fd();
+    let server = ProcessServer::serve_with(&["--isolation", "process"], |command| {
+        // SAFETY: dup2 is async-signal-safe; the result is a plain fd 9
+        // without FD_CLOEXEC, as a careless parent would leave it.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(stray_fd, 9) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let inherited = std::fs::read_link(format!("/proc/{}/fd/9", server.child.id()))
+        .expect("the server holds fd 9");
+    let worker = server.worker_pid();
+    let fds: Vec<i32> = std::fs::read_dir(format!("/proc/{worker}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    assert!(
+        !fds.contains(&9),
+        "worker {worker} inherited fd 9 ({inherited:?}): {fds:?}"
+    );
+    assert_eq!(server.get("/slow_threaded?id=w&n=10").status, 200);
+}
+
 #[test]
 fn no_worker_outlives_its_server() {
     for sig in ["TERM", "KILL"] {

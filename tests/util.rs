@@ -256,13 +256,20 @@ impl ProcessServer {
     /// `serve --listen 127.0.0.1:0` with `args`; panics if it does not say
     /// where it listens.
     pub fn serve(args: &[&str]) -> ProcessServer {
-        let mut child = Command::new(bin())
+        ProcessServer::serve_with(args, |_| {})
+    }
+
+    /// As [`ProcessServer::serve`], with `tweak` applied to the command
+    /// before it runs.
+    pub fn serve_with(args: &[&str], tweak: impl FnOnce(&mut Command)) -> ProcessServer {
+        let mut command = Command::new(bin());
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("run heavylift");
+            .stdout(Stdio::null());
+        tweak(&mut command);
+        let mut child = command.spawn().expect("run heavylift");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
         let log = Arc::new(Mutex::new(Vec::new()));

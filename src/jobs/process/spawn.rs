@@ -139,6 +139,23 @@ pub fn spawn(
             for h in high {
                 libc::close(h);
             }
+            // Nothing else the server holds or inherited (a supervisor's
+            // pipe, say) reaches the worker: close every descriptor past
+            // the protocol's and stderr. close_range(2) is Linux 5.9+;
+            // older kernels keep relying on FD_CLOEXEC alone.
+            let first_free = moves
+                .iter()
+                .map(|&(_, target)| target)
+                .max()
+                .unwrap_or(2)
+                .max(2)
+                + 1;
+            libc::syscall(
+                libc::SYS_close_range,
+                first_free as libc::c_uint,
+                libc::c_uint::MAX,
+                0 as libc::c_uint,
+            );
             if let Some(cpu) = cpu {
                 let mut set: libc::cpu_set_t = std::mem::zeroed();
                 libc::CPU_SET(cpu, &mut set);
