@@ -247,6 +247,66 @@ fn a_client_that_asks_to_close_is_closed_at_once() {
     }
 }
 
+/// Idle connections are parked (their request state freed; past 256 per
+/// core at once, else after 100 ms) and woken by their next bytes: more
+/// connections than that, idle well past the delay, are each served again
+/// with a pipelined pair, a head split over two writes, and a body.
+#[test]
+fn parked_connections_are_served_again() {
+    let server = TestServer::start_with(|c| c.max_connections = 400);
+    let mut conns: Vec<_> = (0..280)
+        .map(|i| {
+            let s = connect(server.addr, QUICK);
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            write!(w, "GET /fast?id={i} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            assert_eq!(
+                read_reply(&mut r, false).unwrap().text(),
+                format!("fast result {i}")
+            );
+            (w, r)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    let stats = server.stats();
+    assert_eq!(stats["io_cores"][0]["open_connections"], 281, "{stats}");
+    for (i, (w, r)) in conns.iter_mut().enumerate() {
+        match i % 3 {
+            0 => {
+                write!(w, "GET /fast?id=a{i} HTTP/1.1\r\nHost: t\r\n\r\nGET /fast?id=b{i} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                assert_eq!(
+                    read_reply(r, false).unwrap().text(),
+                    format!("fast result a{i}")
+                );
+                assert_eq!(
+                    read_reply(r, false).unwrap().text(),
+                    format!("fast result b{i}")
+                );
+            }
+            1 => {
+                w.write_all(b"GET /fast?id=split HTTP/1.1\r\n").unwrap();
+                w.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+                w.write_all(b"Host: t\r\n\r\n").unwrap();
+                assert_eq!(read_reply(r, false).unwrap().text(), "fast result split");
+            }
+            _ => {
+                let body = vec![b'x'; 3000];
+                write!(
+                    w,
+                    "POST /gzip HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .unwrap();
+                w.write_all(&body).unwrap();
+                let reply = read_reply(r, false).unwrap();
+                assert_eq!(reply.status, 200, "{reply:?}");
+                assert_eq!(reply.header("content-type"), Some("application/gzip"));
+            }
+        }
+    }
+}
+
 #[test]
 fn connections_past_the_cap_are_closed_without_harming_others() {
     let server = TestServer::start_with(|c| c.max_connections = 3);

@@ -235,6 +235,7 @@ impl Server {
                         shutdown,
                         timeouts,
                         open_total,
+                        warm: Default::default(),
                     });
                     for (_, stream) in results_rx.streams() {
                         let pending = core.dispatcher.pending.clone();

@@ -2,7 +2,7 @@
 //! the frame protocol on its stdin/stdout (`docs/worker-protocol.md`).
 //!
 //! At start-up [`ExternalWorker::probe`] runs the command once, waits (at
-//! most [`START_TIMEOUT`](super::supervisor::START_TIMEOUT)) for its `Hello`
+//! most `supervisor::START_TIMEOUT`) for its `Hello`
 //! and keeps the routes it announces; [`ExternalWorker::add_routes`] makes
 //! each an offloaded GET and POST route. From then on each compute core's
 //! supervisor runs its own copy of the command, which must announce the

@@ -226,6 +226,25 @@ pub(crate) struct NonBufferedStream<S> {
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
+    /// heavylift patch 8: ready once the read poll has completed (data,
+    /// the end of the stream or an error is there), without reading: the
+    /// poll's result stays, so the next `poll_read` goes straight to
+    /// recv(2). Arms the poll if none is pending.
+    pub(crate) fn poll_readable(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(source) = self.source_rx.as_ref() {
+            if source.result().is_some() {
+                return Poll::Ready(Ok(()));
+            }
+            source.add_waiter_single(cx.waker());
+            return Poll::Pending;
+        }
+        let reactor = self.reactor.upgrade().unwrap();
+        let source = reactor.poll_read_ready(self.stream.as_raw_fd());
+        source.add_waiter_single(cx.waker());
+        self.source_rx = Some(source);
+        Poll::Pending
+    }
+
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         super::yolo_peek(self.stream.as_raw_fd(), buf)
     }
@@ -390,6 +409,13 @@ where
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let socket = socket2::Socket::from_raw_fd(fd);
         GlommioStream::from(socket)
+    }
+}
+
+impl<S: AsRawFd> GlommioStream<S, NonBuffered> {
+    /// heavylift patch 8: see `NonBufferedStream::poll_readable`.
+    pub(crate) fn poll_readable(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        self.stream.poll_readable(cx)
     }
 }
 

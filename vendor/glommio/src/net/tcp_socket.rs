@@ -404,6 +404,16 @@ fn make_tcp_socket(addr: &SocketAddr) -> io::Result<Socket> {
 }
 
 impl TcpStream {
+    /// heavylift patch 8: resolves once the socket has something to read
+    /// (data, the end of the stream, or an error) without reading it; the
+    /// read after it returns at once. A connection waiting this way holds
+    /// no buffer (heavylift parks idle keep-alive connections on it).
+    pub async fn readable(&mut self) -> Result<()> {
+        poll_fn(|cx| self.stream.poll_readable(cx))
+            .await
+            .map_err(Into::into)
+    }
+
     /// Creates a TCP connection to the specified address.
     ///
     /// # Examples
