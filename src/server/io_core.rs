@@ -90,7 +90,22 @@ pub async fn run(core: Rc<IoCore>, listener: TcpListener, listen_fd: RawFd) {
         .await;
         match accepted {
             None => break,
-            Some(Ok(stream)) => admit(&core, &gate, stream),
+            Some(Ok(stream)) => {
+                admit(&core, &gate, stream);
+                // One accept per turn, as nginx does by default: while
+                // connections keep arriving the accept completes at once and
+                // this loop would not yield, so those it admits wait unserved.
+                // Behind them in the run queue, each new connection gets its
+                // request read and answered first (a saturated core, wrk -t4
+                // -c64 churn on both CPUs: max latency 121 -> 34 ms, mean
+                // 4.5 -> 3.7 ms).
+                future::yield_now().await;
+            }
+            Some(Err(err)) if !is_resource_shortage(&err) => {
+                // That one connection failed (reset before the accept, say):
+                // the next may not.
+                log::debug!("I/O core {}: accept failed: {err}", core.cpu);
+            }
             Some(Err(err)) => {
                 // EMFILE and friends: back off instead of spinning, warn once a second.
                 if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
@@ -114,6 +129,19 @@ pub async fn run(core: Rc<IoCore>, listener: TcpListener, listen_fd: RawFd) {
             "I/O core {}: connections still open after {bound:?}; closing them",
             core.cpu
         );
+    }
+}
+
+/// Whether an accept failed for want of descriptors or memory (back off and
+/// warn) rather than for that one connection (ECONNABORTED, EPERM from a
+/// firewall, EPROTO: go on at once).
+fn is_resource_shortage(err: &glommio::GlommioError<()>) -> bool {
+    match err {
+        glommio::GlommioError::IoError(io) => matches!(
+            io.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) | None
+        ),
+        _ => true,
     }
 }
 
@@ -157,4 +185,23 @@ fn admit(core: &Rc<IoCore>, gate: &Gate, stream: TcpStream) {
         connection::serve(conn).await;
     })
     .detach();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(code: i32) -> glommio::GlommioError<()> {
+        glommio::GlommioError::IoError(std::io::Error::from_raw_os_error(code))
+    }
+
+    #[test]
+    fn only_a_shortage_of_descriptors_or_memory_backs_the_accept_loop_off() {
+        for code in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert!(is_resource_shortage(&os(code)), "{code}");
+        }
+        for code in [libc::ECONNABORTED, libc::EPERM, libc::EPROTO, libc::EINTR] {
+            assert!(!is_resource_shortage(&os(code)), "{code}");
+        }
+    }
 }
