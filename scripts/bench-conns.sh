@@ -17,6 +17,9 @@
 #   idle     scripts/bench/idle_conns.py: IDLE_CONNS (default 15000)
 #            keep-alive connections, one request each, held; RSS growth of
 #            the serving process per connection, and every one served again.
+#            Measured first, on fresh servers.
+#   RSS after  each serving process's RSS once all runs are done (a heap
+#            that grows with the connections served shows here).
 # Knobs: PAIRS (5), SECS (4), IDLE_CONNS (15000), ACTIX_BIN, OUT; on a box
 # with CPUs to spare, SERVER_CPU (0), COMPUTE_CPU (1, heavylift's compute
 # core), GEN_CPUS (1) and WRK_THREADS (1) give the generator CPUs of its own.
@@ -95,6 +98,15 @@ if [ -n "${ACTIX_BIN:-}" ]; then
 fi
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Idle memory first, on fresh servers: memory a server's heap kept from the
+# runs below would absorb the connections and hide their cost.
+: >"$OUT/idle.txt"
+for spec in $servers; do
+  IFS=: read -r who port pid <<<"$spec"
+  log "$who: $IDLE_CONNS idle keep-alive connections"
+  echo "$who $(taskset -c "$GEN_CPUS" python3 scripts/bench/idle_conns.py "127.0.0.1:$port" "$pid" "$IDLE_CONNS")" | tee -a "$OUT/idle.txt" >&2
+done
+
 : >"$OUT/runs.txt"
 for i in $(seq "$PAIRS"); do
   for spec in $servers; do
@@ -113,11 +125,11 @@ for i in $(seq "$PAIRS"); do
   done
 done
 
-: >"$OUT/idle.txt"
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+: >"$OUT/rss.txt"
 for spec in $servers; do
-  IFS=: read -r who port pid <<<"$spec"
-  log "$who: $IDLE_CONNS idle keep-alive connections"
-  echo "$who $(taskset -c "$GEN_CPUS" python3 scripts/bench/idle_conns.py "127.0.0.1:$port" "$pid" "$IDLE_CONNS")" | tee -a "$OUT/idle.txt" >&2
+  IFS=: read -r who _port pid <<<"$spec"
+  echo "$who $(rss_kib "$pid")" >>"$OUT/rss.txt"
 done
 
 python3 - "$OUT" <<'EOF' | tee "$OUT/table.txt"
@@ -132,11 +144,12 @@ for line in open(f"{out}/idle.txt"):
     who, doc = line.split(" ", 1)
     idle[who] = json.loads(doc)
 med = {w: [statistics.median(r[k] for r in v) for k in range(4)] for w, v in rows.items()}
-print(f"{'server':<10} {'/fast req/s':>12} {'CPU us/req':>11} {'churn req/s':>12} {'CPU us/conn':>12} {'KiB/idle conn':>14} {'served again':>13}")
+rss = dict(line.split() for line in open(f"{out}/rss.txt"))
+print(f"{'server':<10} {'/fast req/s':>12} {'CPU us/req':>11} {'churn req/s':>12} {'CPU us/conn':>12} {'KiB/idle conn':>14} {'served again':>13} {'RSS after, MiB':>15}")
 for w, (rps, us, churn, churn_us) in med.items():
     d = idle.get(w, {})
     print(f"{w:<10} {rps:>12.0f} {us:>11.2f} {churn:>12.0f} {churn_us:>12.2f} {d.get('kib_per_conn', float('nan')):>14.2f} "
-          f"{str(d.get('served_again')) + '/' + str(d.get('n')):>13}")
+          f"{str(d.get('served_again')) + '/' + str(d.get('n')):>13} {int(rss.get(w, 0)) / 1024:>15.1f}")
 if "nginx" in med:
     n = med["nginx"]
     for w, (rps, us, churn, churn_us) in med.items():
