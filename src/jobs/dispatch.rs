@@ -112,15 +112,16 @@ impl Dispatcher {
 
     /// Queues route `route`'s job `run` with `input` on the compute core
     /// with the fewest jobs that has room. Returns the job id (registered in
-    /// `pending`) and its token, or `None` when every queue is full (the
-    /// job never runs; answer it with [`Dispatcher::refuse_full`], which
-    /// counts it).
+    /// `pending`) and its token, or why it found no room: `RouteShare` when
+    /// some queue had room but not for this route's share, else
+    /// `QueuesFull` (the job never runs; answer it with
+    /// [`Dispatcher::refuse_now`], which counts it).
     pub fn dispatch(
         &self,
         limit: RouteLimit,
         run: JobFn,
         input: JobInput,
-    ) -> Option<(u64, CancelToken)> {
+    ) -> Result<(u64, CancelToken), Refusal> {
         let route = limit.route;
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1));
@@ -147,6 +148,7 @@ impl Dispatcher {
             dispatched: std::time::Instant::now(),
             expected: Default::default(),
         };
+        let mut why = Refusal::QueuesFull;
         for (_, _, c) in order {
             // The running job does not count against the depth.
             let core = &self.stats.compute[c];
@@ -159,6 +161,7 @@ impl Dispatcher {
             if of_route.fetch_add(1, AcqRel) > limit.cap.unwrap_or(usize::MAX - 1) {
                 of_route.fetch_sub(1, AcqRel);
                 in_flight.fetch_sub(1, AcqRel);
+                why = Refusal::RouteShare;
                 continue;
             }
             job.expected = estimates.queued(c, route);
@@ -167,7 +170,7 @@ impl Dispatcher {
                 Ok(()) => {
                     self.pending.register(id);
                     self.stats.io[self.io_index].accepted.fetch_add(1, Relaxed);
-                    return Some((id, cancel));
+                    return Ok((id, cancel));
                 }
                 Err(err) => {
                     in_flight.fetch_sub(1, AcqRel);
@@ -180,7 +183,7 @@ impl Dispatcher {
                 }
             }
         }
-        None
+        Err(why)
     }
 
     /// Counts a refused job and returns its 503: `Retry-After` is `wait`
@@ -199,6 +202,13 @@ impl Dispatcher {
             }
         };
         Response::text(503, body).with_header("Retry-After", retry_after_secs(wait).to_string())
+    }
+
+    /// `refuse(why, ..)` for a job that found no room when it was
+    /// dispatched (`QueuesFull` or `RouteShare`): the wait is until a
+    /// running job ends.
+    pub fn refuse_now(&self, why: Refusal) -> Response {
+        self.refuse(why, self.until_a_job_ends())
     }
 
     /// `refuse(QueuesFull, ..)` with the wait until a slot frees.

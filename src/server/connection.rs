@@ -555,17 +555,17 @@ impl Connection {
                 .handler
                 .queue_cap(core.config.queue_depth),
         };
-        let Some((id, cancel)) = core.dispatcher.dispatch(limit, job, input) else {
-            // Admission had room when the head came; the body took long
-            // enough for the queues (or the route's share) to fill.
-            log::debug!(
-                "I/O core {}: job rejected, no room in any compute queue (503)",
-                core.cpu
-            );
-            return Some(match limit.cap {
-                Some(_) => core.dispatcher.refuse_share(),
-                None => core.dispatcher.refuse_full(),
-            });
+        let (id, cancel) = match core.dispatcher.dispatch(limit, job, input) {
+            Ok(dispatched) => dispatched,
+            Err(why) => {
+                // Admission had room when the head came; the body took long
+                // enough for the queues (or the route's share) to fill.
+                log::debug!(
+                    "I/O core {}: job rejected at dispatch, {why:?} (503)",
+                    core.cpu
+                );
+                return Some(core.dispatcher.refuse_now(why));
+            }
         };
         let _guard = WaitGuard {
             core: &core,
