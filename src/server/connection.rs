@@ -219,24 +219,12 @@ enum Parked {
 /// A parked connection's wait: until its socket is readable, until
 /// `deadline`, or until shutdown.
 async fn wait_parked(stream: &mut TcpStream, watch: &Watch, deadline: Instant) -> Parked {
-    watch.arm(deadline, true);
-    let event = future::or(
-        async {
-            match stream.readable().await {
-                Ok(()) => Parked::Readable,
-                Err(err) => Parked::Failed(err.into()),
-            }
-        },
-        async {
-            match watch.expired().await {
-                Expired::Deadline => Parked::TimedOut,
-                Expired::Shutdown => Parked::Shutdown,
-            }
-        },
-    )
-    .await;
-    watch.disarm();
-    event
+    match watch.within(deadline, true, stream.readable()).await {
+        Ok(Ok(())) => Parked::Readable,
+        Ok(Err(err)) => Parked::Failed(err.into()),
+        Err(Expired::Deadline) => Parked::TimedOut,
+        Err(Expired::Shutdown) => Parked::Shutdown,
+    }
 }
 
 /// One connection's state while it is not parked (see [`serve`]).
@@ -645,26 +633,17 @@ impl Connection {
             // Cannot happen with heads capped at 8 KiB, but never spin.
             return ReadEvent::Failed(std::io::Error::other("read buffer full"));
         }
-        let watch = &self.watch;
-        watch.arm(deadline, idle);
-        let event = future::or(
-            async {
-                match read_some(stream, spare).await {
-                    Ok(0) => ReadEvent::Eof,
-                    Ok(n) => ReadEvent::Data(n),
-                    Err(err) => ReadEvent::Failed(err),
-                }
-            },
-            async {
-                match watch.expired().await {
-                    Expired::Deadline => ReadEvent::TimedOut,
-                    Expired::Shutdown => ReadEvent::Shutdown,
-                }
-            },
-        )
-        .await;
-        watch.disarm();
-        event
+        match self
+            .watch
+            .within(deadline, idle, read_some(stream, spare))
+            .await
+        {
+            Ok(Ok(0)) => ReadEvent::Eof,
+            Ok(Ok(n)) => ReadEvent::Data(n),
+            Ok(Err(err)) => ReadEvent::Failed(err),
+            Err(Expired::Deadline) => ReadEvent::TimedOut,
+            Err(Expired::Shutdown) => ReadEvent::Shutdown,
+        }
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {

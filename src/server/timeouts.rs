@@ -156,6 +156,23 @@ impl Watch {
         self.slot.idle.set(false);
     }
 
+    /// Runs `work` until it finishes (`Ok`) or this watch expires (`Err`):
+    /// armed for `deadline`, and for shutdown when `idle`; disarmed after.
+    pub async fn within<T>(
+        &self,
+        deadline: Instant,
+        idle: bool,
+        work: impl Future<Output = T>,
+    ) -> Result<T, Expired> {
+        self.arm(deadline, idle);
+        let result = future::or(async { Ok(work.await) }, async {
+            Err(self.expired().await)
+        })
+        .await;
+        self.disarm();
+        result
+    }
+
     /// Resolves when the armed wait expires.
     pub fn expired(&self) -> ExpiredFuture<'_> {
         ExpiredFuture { watch: self }
