@@ -247,6 +247,59 @@ fn a_client_that_asks_to_close_is_closed_at_once() {
     }
 }
 
+/// The immediate close for a client that asked to close must never cost it
+/// its answer: a stray CRLF after the body (RFC 9112 §2.2) that arrives
+/// while a large answer is still being sent, or a large pipelined answer
+/// still queued ahead of the small last one, would turn an immediate close
+/// into a reset that drops what is unsent. The client reads slowly (a
+/// 64 KiB receive buffer), so the answer is still queued when it closes.
+#[test]
+fn an_immediate_close_never_cuts_an_answer_short() {
+    let server = TestServer::start();
+    let body = noise(4 << 20, 7);
+    let post = |close: bool| {
+        let mut head = format!(
+            "POST /gzip?level=1 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if close {
+            head.push_str("Connection: close\r\n");
+        }
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(&body);
+        bytes
+    };
+    let single = post(true);
+    let mut pipelined = post(false);
+    pipelined
+        .extend_from_slice(b"GET /fast?id=last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    for (name, request, answers) in [("single", single, 1), ("pipelined", pipelined, 2)] {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(64 << 10).unwrap();
+        socket.connect_timeout(&server.addr.into(), QUICK).unwrap();
+        let mut s: std::net::TcpStream = socket.into();
+        s.set_read_timeout(Some(QUICK)).unwrap();
+        s.write_all(&request).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        s.write_all(b"\r\n").unwrap();
+        let mut r = BufReader::new(s);
+        for i in 0..answers {
+            let reply =
+                read_reply(&mut r, false).unwrap_or_else(|| panic!("{name}: answer {i} cut short"));
+            assert_eq!(reply.status, 200, "{name}: {reply:?}");
+        }
+        let mut rest = Vec::new();
+        let end = r.read_to_end(&mut rest);
+        assert!(
+            end.is_ok() && rest.is_empty(),
+            "{name}: after the answers: {end:?}, {} bytes",
+            rest.len()
+        );
+    }
+}
+
 /// Idle connections are parked (their request state freed; past 256 per
 /// core at once, else after 100 ms) and woken by their next bytes: more
 /// connections than that, idle well past the delay, are each served again

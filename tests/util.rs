@@ -402,3 +402,16 @@ pub fn nap(secs: f64) -> heavylift::Handler {
         Ok(heavylift::Response::text(200, "rested"))
     })
 }
+
+/// `len` incompressible bytes (xorshift32 from `seed`), the same each call.
+pub fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}

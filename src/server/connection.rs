@@ -131,6 +131,25 @@ enum ReadEvent {
     Failed(std::io::Error),
 }
 
+/// Past this many bytes still in the kernel's send queue (unsent or not yet
+/// acknowledged) a close the client asked for still lingers: a byte the
+/// client sent after all would reset the connection and drop them.
+const CLOSE_NOW_MAX_QUEUED: usize = 16 * 1024;
+
+/// Whether the socket `fd` can be closed at once: nothing unread in the
+/// kernel's receive queue (FIONREAD) and at most [`CLOSE_NOW_MAX_QUEUED`]
+/// bytes in its send queue (TIOCOUTQ). False when either cannot be read.
+fn quiet_to_close(fd: RawFd) -> bool {
+    let (mut unread, mut queued): (libc::c_int, libc::c_int) = (0, 0);
+    // SAFETY: two ioctls that write one int each into our locals.
+    unsafe {
+        libc::ioctl(fd, libc::FIONREAD, &mut unread) == 0
+            && unread == 0
+            && libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) == 0
+            && (queued as usize) <= CLOSE_NOW_MAX_QUEUED
+    }
+}
+
 /// A new connection's state, ready for [`serve`].
 pub fn open(core: Rc<IoCore>, stream: TcpStream) -> Box<Connection> {
     let _ = stream.set_write_timeout(Some(core.config.idle_timeout));
@@ -261,13 +280,17 @@ impl Connection {
             match self.process_buffered().await {
                 Step::NeedMore => {}
                 // RFC 9112 §9.6: a client that sent `close` sends no further
-                // request, so with nothing else buffered no byte can arrive
-                // to turn our close into a reset: close at once, no
-                // half-close and linger (nginx lingers only when it expects
-                // more data, too). Saves a shutdown, a read and a wake-up
-                // per connection.
+                // request, so once its answer is written the connection can
+                // close at once, without the half-close and linger (a
+                // shutdown, a read and a wake-up per connection), when that
+                // cannot turn into a reset that loses the answer: nothing is
+                // left unread (here or in the kernel: a stray CRLF after a
+                // body, RFC 9112 §2.2; nginx checks the same) and little of
+                // the answer is still queued to send.
                 Step::Close(Closed::AsAsked) if self.reader.is_idle() => {
-                    let _ = self.flush().await;
+                    if self.flush().await.is_ok() && !quiet_to_close(self.stream.as_raw_fd()) {
+                        self.close_gracefully(LINGER_TIME).await;
+                    }
                     return Ok(Closed::AsAsked);
                 }
                 Step::Close(why) => {

@@ -83,10 +83,15 @@ pub async fn run(core: Rc<IoCore>, listener: TcpListener, listen_fd: RawFd) {
     let gate = Gate::new();
     let mut last_warning: Option<std::time::Instant> = None;
     loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            core.shutdown.wait().await;
-            None
-        })
+        // Shutdown first, so an accept that fails at once every time
+        // cannot keep the loop from seeing it.
+        let accepted = future::or(
+            async {
+                core.shutdown.wait().await;
+                None
+            },
+            async { Some(listener.accept().await) },
+        )
         .await;
         match accepted {
             None => break,
@@ -101,7 +106,7 @@ pub async fn run(core: Rc<IoCore>, listener: TcpListener, listen_fd: RawFd) {
                 // 4.5 -> 3.7 ms).
                 future::yield_now().await;
             }
-            Some(Err(err)) if !is_resource_shortage(&err) => {
+            Some(Err(err)) if concerns_one_connection(&err) => {
                 // That one connection failed (reset before the accept, say):
                 // the next may not.
                 log::debug!("I/O core {}: accept failed: {err}", core.cpu);
@@ -132,16 +137,17 @@ pub async fn run(core: Rc<IoCore>, listener: TcpListener, listen_fd: RawFd) {
     }
 }
 
-/// Whether an accept failed for want of descriptors or memory (back off and
-/// warn) rather than for that one connection (ECONNABORTED, EPERM from a
-/// firewall, EPROTO: go on at once).
-fn is_resource_shortage(err: &glommio::GlommioError<()>) -> bool {
+/// Whether an accept failed for that one connection (accept(2)'s
+/// ECONNABORTED, EPERM from a firewall rule, EPROTO, EINTR), so the next
+/// accept may well succeed at once; anything else (EMFILE, ENFILE, ENOBUFS,
+/// ENOMEM, a listener gone bad) backs the loop off and warns.
+fn concerns_one_connection(err: &glommio::GlommioError<()>) -> bool {
     match err {
         glommio::GlommioError::IoError(io) => matches!(
             io.raw_os_error(),
-            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) | None
+            Some(libc::ECONNABORTED | libc::EPERM | libc::EPROTO | libc::EINTR)
         ),
-        _ => true,
+        _ => false,
     }
 }
 
@@ -196,12 +202,18 @@ mod tests {
     }
 
     #[test]
-    fn only_a_shortage_of_descriptors_or_memory_backs_the_accept_loop_off() {
-        for code in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
-            assert!(is_resource_shortage(&os(code)), "{code}");
-        }
+    fn only_an_error_of_one_connection_lets_the_accept_loop_go_on_at_once() {
         for code in [libc::ECONNABORTED, libc::EPERM, libc::EPROTO, libc::EINTR] {
-            assert!(!is_resource_shortage(&os(code)), "{code}");
+            assert!(concerns_one_connection(&os(code)), "{code}");
+        }
+        for code in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EINVAL,
+        ] {
+            assert!(!concerns_one_connection(&os(code)), "{code}");
         }
     }
 }

@@ -140,9 +140,12 @@ pub fn spawn(
                 libc::close(h);
             }
             // Nothing else the server holds or inherited (a supervisor's
-            // pipe, say) reaches the worker: close every descriptor past
-            // the protocol's and stderr. close_range(2) is Linux 5.9+;
-            // older kernels keep relying on FD_CLOEXEC alone.
+            // pipe, say) reaches the worker: every descriptor past the
+            // protocol's and stderr is marked close-on-exec. Marked, not
+            // closed: std's pipe that reports a failed exec to the parent
+            // must stay open until the exec (closing it turned an exec
+            // failure into a worker that aborted). CLOSE_RANGE_CLOEXEC is
+            // Linux 5.11+; older kernels rely on FD_CLOEXEC alone.
             let first_free = moves
                 .iter()
                 .map(|&(_, target)| target)
@@ -154,7 +157,7 @@ pub fn spawn(
                 libc::SYS_close_range,
                 first_free as libc::c_uint,
                 libc::c_uint::MAX,
-                0 as libc::c_uint,
+                libc::CLOSE_RANGE_CLOEXEC,
             );
             if let Some(cpu) = cpu {
                 let mut set: libc::cpu_set_t = std::mem::zeroed();
