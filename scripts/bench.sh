@@ -34,6 +34,11 @@
 #      math.factorial loop (scripts/python_baseline.py), both on the compute CPU.
 # Also: the server's idle CPU use (after a load, 2 s), and one
 # `heavylift bench --svg` timeline (SVG=0 skips it; QUICK=1 implies SVG=0).
+# Then issue 16's rows beside nginx and actix-web (scripts/bench-conns.sh
+# into $OUT/conns/: server CPU per /fast request, Connection: close churn
+# and CPU per churned connection, memory per idle connection). The actix
+# peer is built from ../shared/peers/actix when that folder is there (or
+# given as ACTIX_BIN); CONNS=0 skips the rows, QUICK=1 shortens them.
 #
 # Knobs (environment): QUICK, ROUNDS, PAIRS, A_SECS, B_SECS, E_SECS, D_N,
 # IO_CPU, COMPUTE_CPU, CLIENT_CPUS, OUT (results folder), SVG.
@@ -449,7 +454,33 @@ if [ "$SVG" = 1 ]; then
   stop_heavylift
 fi
 
+if [ "${CONNS:-1}" = 1 ]; then
+  actix=${ACTIX_BIN:-}
+  peers=$ROOT/../shared/peers/actix
+  if [ -z "$actix" ] && [ -f "$peers/Cargo.toml" ]; then
+    log "building the actix-web peer"
+    if cmd env CARGO_TARGET_DIR="$ROOT/target/peers" cargo build --release --quiet \
+      --manifest-path "$peers/Cargo.toml" >"$RAW/actix-build.log" 2>&1; then
+      actix=$ROOT/target/peers/release/peer-actix
+    else
+      log "the actix peer did not build (see $RAW/actix-build.log): its row is left out"
+    fi
+  fi
+  log "issue 16's rows: scripts/bench-conns.sh"
+  if [ "$QUICK" = 1 ]; then conns_env=(PAIRS=2 SECS=2 IDLE_CONNS=3000); else conns_env=(PAIRS=5 SECS=4 IDLE_CONNS=15000); fi
+  cmd env "${conns_env[@]}" OUT="$OUT/conns" HEAVYLIFT_BIN="$BIN" ACTIX_BIN="$actix" \
+    SERVER_CPU="$IO_CPU" COMPUTE_CPU="$COMPUTE_CPU" GEN_CPUS="$CLIENT_CPUS" \
+    scripts/bench-conns.sh 2>"$RAW/conns.stderr" >/dev/null || log "bench-conns.sh failed (see $RAW/conns.stderr)"
+fi
+
 echo "load at end:  $(cat /proc/loadavg)" >>"$OUT/machine.txt"
 echo "wall time:    $(($(date +%s) - started)) s (scenarios only)" >>"$OUT/machine.txt"
-python3 scripts/bench/table.py "$OUT" | tee "$OUT/table.txt"
+{
+  python3 scripts/bench/table.py "$OUT"
+  if [ -f "$OUT/conns/table.txt" ]; then
+    echo
+    echo "Issue 16's rows (scripts/bench-conns.sh, same layout; $OUT/conns/):"
+    cat "$OUT/conns/table.txt"
+  fi
+} | tee "$OUT/table.txt"
 log "results in $OUT"
