@@ -179,11 +179,11 @@ pub fn open(core: Rc<IoCore>, stream: TcpStream) -> Box<Connection> {
 /// comes in boxed, and the task holds nothing else, so that the task itself
 /// stays that small: an async fn keeps its arguments for its whole life.)
 pub async fn serve(mut conn: Box<Connection>) {
-    let closed = loop {
+    let (closed, answered) = loop {
         let ended = Box::pin(conn.run()).await;
         conn.core.warm.set(conn.core.warm.get() - 1);
         let (deadline, why) = match ended {
-            Ended::Closed(why) => break why,
+            Ended::Closed(why) => break (why, conn.answered),
             Ended::Idle { deadline, why } => (deadline, why),
         };
         // Through a function, so the box and every field not kept (the read
@@ -212,12 +212,12 @@ pub async fn serve(mut conn: Box<Connection>) {
                     body_limit: MAX_BODY_BYTES,
                 });
             }
-            Parked::TimedOut => break why,
-            Parked::Shutdown => break Closed::Shutdown,
-            Parked::Failed(err) => break Closed::Io(err),
+            Parked::TimedOut => break (why, answered),
+            Parked::Shutdown => break (Closed::Shutdown, answered),
+            Parked::Failed(err) => break (Closed::Io(err), answered),
         }
     };
-    log::debug!("connection closed: {closed:?}");
+    log::debug!("connection closed after {answered} answers: {closed:?}");
 }
 
 // The point is the box: consuming it here frees it now.

@@ -84,7 +84,10 @@ pub async fn run(core: Rc<IoCore>, listener: TcpListener, listen_fd: RawFd) {
     let mut last_warning: Option<std::time::Instant> = None;
     loop {
         // Shutdown first, so an accept that fails at once every time
-        // cannot keep the loop from seeing it.
+        // cannot keep the loop from seeing it. This loop is the only taker
+        // of its SO_REUSEPORT listener's queue, which glommio's synchronous
+        // accept relies on (patch 6: a poll that saw a connection queued
+        // means the blocking accept4 after it finds one).
         let accepted = future::or(
             async {
                 core.shutdown.wait().await;
