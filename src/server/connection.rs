@@ -153,17 +153,31 @@ fn quiet_to_close(fd: RawFd) -> bool {
 /// A new connection's state, ready for [`serve`].
 pub fn open(core: Rc<IoCore>, stream: TcpStream) -> Box<Connection> {
     let _ = stream.set_write_timeout(Some(core.config.idle_timeout));
+    let watch = core.timeouts.watch();
+    unparked(core, stream, watch, 0, Instant::now())
+}
+
+/// A connection's request state around what it keeps while parked (its
+/// stream, watch, answer count and opening time), fresh: an empty read
+/// buffer, no request, no output. Counted as warm on its core.
+fn unparked(
+    core: Rc<IoCore>,
+    stream: TcpStream,
+    watch: Watch,
+    answered: u64,
+    opened: Instant,
+) -> Box<Connection> {
     core.warm.set(core.warm.get() + 1);
     Box::new(Connection {
-        watch: core.timeouts.watch(),
         core,
         stream,
+        watch,
         reader: RequestReader::new(),
         current: None,
         // Allocated by the first answer (an idle connection holds less).
         out: Vec::new(),
-        answered: 0,
-        opened: Instant::now(),
+        answered,
+        opened,
         body_limit: MAX_BODY_BYTES,
     })
 }
@@ -198,20 +212,7 @@ pub async fn serve(mut conn: Box<Connection>) {
             ..
         } = unbox(conn);
         match wait_parked(&mut stream, &watch, deadline).await {
-            Parked::Readable => {
-                core.warm.set(core.warm.get() + 1);
-                conn = Box::new(Connection {
-                    core,
-                    stream,
-                    watch,
-                    reader: RequestReader::new(),
-                    current: None,
-                    out: Vec::new(),
-                    answered,
-                    opened,
-                    body_limit: MAX_BODY_BYTES,
-                });
-            }
+            Parked::Readable => conn = unparked(core, stream, watch, answered, opened),
             Parked::TimedOut => break (why, answered),
             Parked::Shutdown => break (Closed::Shutdown, answered),
             Parked::Failed(err) => break (Closed::Io(err), answered),
