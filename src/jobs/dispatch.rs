@@ -96,11 +96,11 @@ impl Dispatcher {
         let now = estimates.now();
         let best = with_share.map(|c| estimates.waits(c, now)).min();
         let Some((optimistic, expected)) = best else {
-            return Err(if full {
-                self.refuse_full()
+            return Err(self.refuse_now(if full {
+                Refusal::QueuesFull
             } else {
-                self.refuse_share()
-            });
+                Refusal::RouteShare
+            }));
         };
         // Refused only when even the optimistic wait misses the deadline
         // (`jobs::estimate`); Retry-After is from the expected wait.
@@ -204,23 +204,12 @@ impl Dispatcher {
         Response::text(503, body).with_header("Retry-After", retry_after_secs(wait).to_string())
     }
 
-    /// `refuse(why, ..)` for a job that found no room when it was
-    /// dispatched (`QueuesFull` or `RouteShare`): the wait is until a
-    /// running job ends.
+    /// `refuse(why, ..)` for a job that found no room (`QueuesFull`, or
+    /// `RouteShare`: its route's jobs fill their share of every queue), at
+    /// admission or at dispatch: a slot frees when a job starts, at the
+    /// earliest when a running job ends, so that is the wait.
     pub fn refuse_now(&self, why: Refusal) -> Response {
         self.refuse(why, self.until_a_job_ends())
-    }
-
-    /// `refuse(QueuesFull, ..)` with the wait until a slot frees.
-    pub fn refuse_full(&self) -> Response {
-        self.refuse(Refusal::QueuesFull, self.until_a_job_ends())
-    }
-
-    /// `refuse(RouteShare, ..)`: the route's jobs fill their share of every
-    /// queue; a slot of its share frees when one of them starts, at the
-    /// earliest when a running job ends.
-    pub fn refuse_share(&self) -> Response {
-        self.refuse(Refusal::RouteShare, self.until_a_job_ends())
     }
 
     /// When some compute core's running job is expected to end.
