@@ -231,6 +231,15 @@ impl RequestReader {
 mod tests {
     use super::*;
 
+    /// A new reader fed `head` (one whole request head) that has yielded it.
+    fn at_head(head: &[u8]) -> RequestReader {
+        let mut r = RequestReader::new();
+        r.spare()[..head.len()].copy_from_slice(head);
+        r.filled(head.len());
+        assert!(matches!(r.next_event(), Next::Head(_)));
+        r
+    }
+
     /// Feeds `input` in pieces of `step` bytes; returns what `next` yielded, as text.
     fn drive(input: &[u8], step: usize) -> Vec<String> {
         let mut r = RequestReader::new();
@@ -283,11 +292,7 @@ mod tests {
     fn continue_is_owed_only_while_the_body_is_missing() {
         let head =
             b"GET /a HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
-        let mut r = RequestReader::new();
-        let spare = r.spare();
-        spare[..head.len()].copy_from_slice(head);
-        r.filled(head.len());
-        assert!(matches!(r.next_event(), Next::Head(_)));
+        let mut r = at_head(head);
         assert!(!r.is_idle());
         assert_eq!(r.begin_body(2, true), Ok(()));
         assert!(matches!(r.next_event(), Next::Continue));
@@ -303,10 +308,7 @@ mod tests {
             "body already here: no 100"
         );
         // A route's smaller limit refuses a declared length before the 100.
-        let mut r = RequestReader::new();
-        r.spare()[..head.len()].copy_from_slice(head);
-        r.filled(head.len());
-        assert!(matches!(r.next_event(), Next::Head(_)));
+        let mut r = at_head(head);
         assert_eq!(r.begin_body(1, true), Err(ParseError::BodyTooLarge));
         assert!(matches!(
             r.next_event(),
@@ -348,11 +350,8 @@ mod tests {
 
     #[test]
     fn a_body_is_read_in_large_reads() {
-        let mut r = RequestReader::new();
         let head = b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n";
-        r.spare()[..head.len()].copy_from_slice(head);
-        r.filled(head.len());
-        assert!(matches!(r.next_event(), Next::Head(_)));
+        let mut r = at_head(head);
         r.begin_body(1 << 20, true).unwrap();
         assert!(
             r.spare().len() >= MAX_READ_BUFFER / 2,
@@ -360,11 +359,8 @@ mod tests {
             r.spare().len()
         );
         // A small body asks for no more than it needs.
-        let mut r = RequestReader::new();
         let head = b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 600\r\n\r\n";
-        r.spare()[..head.len()].copy_from_slice(head);
-        r.filled(head.len());
-        assert!(matches!(r.next_event(), Next::Head(_)));
+        let mut r = at_head(head);
         r.begin_body(1 << 20, true).unwrap();
         assert!(r.buf.len() <= 600 + head.len(), "{}", r.buf.len());
         assert!(r.spare().len() >= 600 - (r.end - r.start).min(600));
