@@ -41,6 +41,7 @@ ulimit -n "$(ulimit -Hn)" || true
 bin=$(scripts/release-bin.sh)
 
 . scripts/bench/servers.sh
+. scripts/bench/nginx-conf.sh
 
 conns=$((IDLE_CONNS + 1000))
 # heavylift: the process (its I/O core's thread serves; compute idles).
@@ -53,29 +54,7 @@ wait_port 18601
 
 NGX_DIR=$(mktemp -d /tmp/bench-conns-nginx.XXXXXX)
 chmod 755 "$NGX_DIR"
-cat >"$NGX_DIR/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile $((conns + 100));
-daemon off;
-pid $NGX_DIR/nginx.pid;
-error_log $NGX_DIR/error.log warn;
-events { worker_connections $conns; }
-http {
-  access_log off;
-  client_body_temp_path $NGX_DIR/client_body;
-  proxy_temp_path $NGX_DIR/proxy;
-  fastcgi_temp_path $NGX_DIR/fastcgi;
-  uwsgi_temp_path $NGX_DIR/uwsgi;
-  scgi_temp_path $NGX_DIR/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 75s;
-  default_type text/plain;
-  server {
-    listen 127.0.0.1:18602;
-    location / { return 200 "fast result \$arg_id"; }
-  }
-}
-EOF
+nginx_conf "$NGX_DIR" 18602 "$conns" $((conns + 100))
 cp "$NGX_DIR/nginx.conf" "$OUT/raw/nginx.conf"
 taskset -c "$SERVER_CPU" nginx -p "$NGX_DIR" -e "$NGX_DIR/error.log" -c "$NGX_DIR/nginx.conf" &
 pids+=($!)

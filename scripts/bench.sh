@@ -187,6 +187,7 @@ stop_heavylift() {
   HL_PID=''
 }
 
+. scripts/bench/nginx-conf.sh
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # One nginx worker on the I/O CPU, paths in a temp dir, a free loopback port.
@@ -196,28 +197,7 @@ start_nginx() {
   local port
   for _ in 1 2 3 4 5; do
     port=$(free_port)
-    cat >"$NGX_DIR/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $NGX_DIR/nginx.pid;
-error_log $NGX_DIR/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $NGX_DIR/client_body;
-  proxy_temp_path $NGX_DIR/proxy;
-  fastcgi_temp_path $NGX_DIR/fastcgi;
-  uwsgi_temp_path $NGX_DIR/uwsgi;
-  scgi_temp_path $NGX_DIR/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 75s;
-  default_type text/plain;
-  server {
-    listen 127.0.0.1:$port;
-    location / { return 200 "fast result \$arg_id"; }
-  }
-}
-EOF
+    nginx_conf "$NGX_DIR" "$port" 1024
     logcmd taskset -c "$IO_CPU" nginx -p "$NGX_DIR" -e "$NGX_DIR/error.log" -c "$NGX_DIR/nginx.conf"
     taskset -c "$IO_CPU" nginx -p "$NGX_DIR" -e "$NGX_DIR/error.log" -c "$NGX_DIR/nginx.conf" &
     NGX_PID=$!
