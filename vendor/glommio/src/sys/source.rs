@@ -271,6 +271,12 @@ impl Source {
         ret
     }
 
+    /// heavylift patch 11: whether the request is queued or in the kernel,
+    /// its completion not yet consumed.
+    pub(crate) fn is_armed(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     // adds a single waiter to the list, replacing any waiter that may already
     // exist. Should be used for single streams that map a future 1:1 to their I/O
     // source

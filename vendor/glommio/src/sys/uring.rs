@@ -1261,6 +1261,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// heavylift patch 11: when the latency preemption timer was armed as a
+    /// preempt timer, and for how long.
+    latency_preemption_armed_at: Cell<Option<(Instant, Duration)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1392,6 +1395,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_armed_at: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1862,7 +1866,25 @@ impl Reactor {
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        //
+        // heavylift patch 11: unless we will not sleep (a preempt timer is
+        // asked for), the armed timer is one of the same length and has run
+        // less than half of it: then it stays, and fires that much early at
+        // most.
+        // Upstream cancelled and re-armed it on every call (an ASYNC_CANCEL
+        // and a TIMEOUT each loop turn, tens of thousands a second on a busy
+        // I/O core); now it is re-armed about twice per preempt period.
+        let armed = self.latency_preemption_armed_at.get();
+        let keep = match (armed, preempt_timer()) {
+            (Some((at, armed_for)), Some(d)) => armed_for == d && at.elapsed() < d / 2,
+            _ => false,
+        };
+        let kept = self
+            .latency_preemption_timeout_src
+            .take()
+            .filter(|src| keep && src.is_armed());
+        let kept_latency_timer = kept.is_some();
+        self.latency_preemption_timeout_src.set(kept);
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
@@ -1895,6 +1917,8 @@ impl Reactor {
             if let Some(dur) = user_timer {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                // Not a preempt timer: never kept as one (patch 11).
+                self.latency_preemption_armed_at.set(None);
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1925,9 +1949,11 @@ impl Reactor {
             }
         }
 
-        if let Some(preempt) = preempt_timer() {
+        if let Some(preempt) = preempt_timer().filter(|_| !kept_latency_timer) {
             self.latency_preemption_timeout_src
                 .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            self.latency_preemption_armed_at
+                .set(Some((Instant::now(), preempt)));
             flush_rings!(lat_ring, main_ring)?;
         }
 
