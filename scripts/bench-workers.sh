@@ -14,17 +14,20 @@
 #   tornado  Tornado + ProcessPoolExecutor(1) peer   /slow_threaded?id=1&n=1
 # (the tornado row needs ../shared/peers/tornado and PyPI for its venv; it is
 # skipped, with a note, when either is missing.)
+# Replacement: scripts/bench/respawn.py on the process-mode server, RESPAWNS
+# rounds (20): a worker SIGKILLed while idle, and one killed by its job
+# (`/crash?how=abort`), each until its replacement has answered a job.
 # Job time: `seconds` of /slow_py?n=2000 (median of JOBS) against the seed's
 # loop run directly in python3 on the same CPU (median of JOBS), the two
 # interleaved so that machine noise hits both alike.
 #
 # Layout as scripts/bench.sh: servers' I/O on IO_CPU (0), compute on
 # COMPUTE_CPU (1), wrk on CLIENT_CPUS (1). Knobs: SECS (3), ROUNDS (3),
-# JOBS (15), OUT (results folder), PEERS (../shared/peers).
+# JOBS (15), RESPAWNS (20), OUT (results folder), PEERS (../shared/peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECS=${SECS:-3} ROUNDS=${ROUNDS:-3} JOBS=${JOBS:-15}
+SECS=${SECS:-3} ROUNDS=${ROUNDS:-3} JOBS=${JOBS:-15} RESPAWNS=${RESPAWNS:-20}
 IO_CPU=${IO_CPU:-0} COMPUTE_CPU=${COMPUTE_CPU:-1} CLIENT_CPUS=${CLIENT_CPUS:-1}
 PEERS=${PEERS:-$ROOT/../shared/peers}
 OUT=${OUT:-$ROOT/bench-results/workers-$(date +%Y-%m-%d)-$(hostname)}
@@ -98,6 +101,9 @@ for r in $(seq "$ROUNDS"); do
   [ -z "$tornado_py" ] || measure tornado 18104 "/slow_threaded?id=1&n=1" "$r"
 done
 
+log "replacement: $RESPAWNS rounds of a killed and a crashed worker"
+taskset -c "$CLIENT_CPUS" python3 scripts/bench/respawn.py 127.0.0.1:18102 "$RESPAWNS" >"$OUT/raw/respawn.json"
+
 log "job time: /slow_py?n=2000 x $JOBS against the loop in python3 on CPU $COMPUTE_CPU, interleaved"
 : >"$OUT/raw/slow_py.jsonl"
 : >"$OUT/raw/direct.txt"
@@ -139,5 +145,11 @@ print()
 print(f"/slow_py?n=2000 job time (its 'seconds', median of {len(jobs)}): {a*1000:.1f} ms")
 print(f"the same loop directly in python3, same CPU (median of {len(direct)}):  {b*1000:.1f} ms")
 print(f"ratio: {a/b:.3f}")
+r = json.load(open(f"{out}/raw/respawn.json"))
+print()
+print(f"From a worker's death to its replacement answering a job ({r['rounds']} rounds, ms):")
+for kind, what in [("kill", "SIGKILL while idle"), ("crash", "/crash?how=abort (its job killed it)")]:
+    k = r[kind]
+    print(f"  {what:<40} p50 {k['p50_ms']:>7.2f}  p90 {k['p90_ms']:>7.2f}  max {k['max_ms']:>7.2f}")
 EOF
 log "results in $OUT"

@@ -359,6 +359,13 @@ fn a_worker_that_dies_between_jobs_is_replaced_before_the_next_one() {
     assert_ne!(server.worker_pid(), pid);
     assert_eq!(stats["jobs"]["failed"], 0, "no job was lost: {stats}");
     assert!(identity_holds(&stats), "{stats}");
+    // It had finished a job, so its death (however soon after its start) is
+    // no failed start: the replacement starts at once, with no back-off.
+    assert!(
+        !server.log().contains("died within"),
+        "a worker that finished a job was backed off:\n{}",
+        server.log()
+    );
 }
 
 #[test]

@@ -40,8 +40,9 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`MAX_BACKOFF`], so a worker that cannot start never makes us spin.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// A worker that dies idle within this time of its start counts as a failed
-/// start (back-off) rather than an ordinary death.
+/// A worker that dies idle within this time of its start, before it has
+/// finished a job, counts as a failed start (back-off) rather than an
+/// ordinary death.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(1);
 /// Bytes of a worker's stderr kept to name its cause of death.
 const STDERR_TAIL: usize = 4096;
@@ -196,6 +197,9 @@ struct Worker {
     stderr_tail: String,
     /// Set by its `Hello` frame (with the expected routes).
     ready: bool,
+    /// It finished a job and stayed: a death afterwards, however soon after
+    /// its start, is not a failed start and gets no back-off.
+    proven: bool,
     /// When it was started, for [`START_TIMEOUT`].
     started: Instant,
     /// Its compute core's CPU, for the log.
@@ -405,8 +409,9 @@ impl Supervisor {
         let queued = started.saturating_duration_since(job.dispatched);
         let (clock, cpu_before) = self.worker_cpu();
         let outcome = self.run_started(job).await;
-        if self.worker.as_ref().is_some_and(|w| w.ready) {
+        if let Some(worker) = self.worker.as_mut().filter(|w| w.ready) {
             // The worker that took the job is still there: healthy.
+            worker.proven = true;
             self.start_failures = 0;
         }
         let took = started.elapsed();
@@ -731,10 +736,11 @@ impl Supervisor {
             return;
         };
         if worker.ready {
-            // A worker that dies this soon after its start is not healthy:
-            // count it as a failed start, so one that exits right after its
-            // Hello is retried with back-off instead of in a loop.
-            let short_lived = worker.started.elapsed() < HEALTHY_AFTER;
+            // A worker that dies this soon after its start, before it has
+            // done a job, is not healthy: count it as a failed start, so one
+            // that exits right after its Hello is retried with back-off
+            // instead of in a loop.
+            let short_lived = !worker.proven && worker.started.elapsed() < HEALTHY_AFTER;
             let why = match event {
                 Some(Event::Frame(other)) => Some(format!(
                     "unexpected frame {} while idle",
@@ -997,6 +1003,7 @@ fn spawn_worker(settings: &ProcessSettings, cpu: usize) -> std::io::Result<Worke
         stderr_line: Vec::new(),
         stderr_tail: String::new(),
         ready: false,
+        proven: false,
         started: Instant::now(),
         cpu,
         // A shell between us and the worker would time only itself.
