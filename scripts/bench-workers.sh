@@ -16,7 +16,8 @@
 # skipped, with a note, when either is missing.)
 # Replacement: scripts/bench/respawn.py on the process-mode server, RESPAWNS
 # rounds (20): a worker SIGKILLed while idle, and one killed by its job
-# (`/crash?how=abort`), each until its replacement has answered a job.
+# (`/crash?how=abort`), each timed from the kill (or the crash request) until
+# its replacement has answered a job.
 # Job time: `seconds` of /slow_py?n=2000 (median of JOBS) against the seed's
 # loop run directly in python3 on the same CPU (median of JOBS), the two
 # interleaved so that machine noise hits both alike.
@@ -147,7 +148,7 @@ print(f"the same loop directly in python3, same CPU (median of {len(direct)}):  
 print(f"ratio: {a/b:.3f}")
 r = json.load(open(f"{out}/raw/respawn.json"))
 print()
-print(f"From a worker's death to its replacement answering a job ({r['rounds']} rounds, ms):")
+print(f"From a worker's kill (or the request that crashes it) to its replacement answering a job ({r['rounds']} rounds, ms):")
 for kind, what in [("kill", "SIGKILL while idle"), ("crash", "/crash?how=abort (its job killed it)")]:
     k = r[kind]
     print(f"  {what:<40} p50 {k['p50_ms']:>7.2f}  p90 {k['p90_ms']:>7.2f}  max {k['max_ms']:>7.2f}")

@@ -1867,10 +1867,10 @@ impl Reactor {
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
         //
-        // heavylift patch 11: unless we will not sleep (a preempt timer is
-        // asked for), the armed timer is one of the same length and has run
-        // less than half of it: then it stays, and fires that much early at
-        // most.
+        // heavylift patch 11: the armed timer stays when this call will not
+        // sleep (a preempt timer is asked for), and the armed one is a
+        // preempt timer of the same length that has run less than half of
+        // it: it then fires that much early at most.
         // Upstream cancelled and re-armed it on every call (an ASYNC_CANCEL
         // and a TIMEOUT each loop turn, tens of thousands a second on a busy
         // I/O core); now it is re-armed about twice per preempt period.
@@ -1949,12 +1949,23 @@ impl Reactor {
             }
         }
 
-        if let Some(preempt) = preempt_timer().filter(|_| !kept_latency_timer) {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            self.latency_preemption_armed_at
-                .set(Some((Instant::now(), preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+        if let Some(preempt) = preempt_timer() {
+            // The kept timer may have fired, and its completion been read,
+            // since it was kept (the rings were consumed twice above): keep
+            // it only if it is still in the kernel (patch 11).
+            let still_armed = self
+                .latency_preemption_timeout_src
+                .take()
+                .filter(|src| kept_latency_timer && src.is_armed());
+            if still_armed.is_some() {
+                self.latency_preemption_timeout_src.set(still_armed);
+            } else {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_preemption_armed_at
+                    .set(Some((Instant::now(), preempt)));
+                flush_rings!(lat_ring, main_ring)?;
+            }
         }
 
         // A Note about `need_preempt`:
