@@ -352,6 +352,12 @@ fn a_worker_that_dies_between_jobs_is_replaced_before_the_next_one() {
         .status()
         .unwrap();
     assert!(gone_within(pid, Duration::from_secs(5)));
+    // The next job once the supervisor has seen the death. (Its main thread
+    // turns zombie before the process's other threads are gone and its
+    // socket is closed: a job sent in that instant still goes to the dying
+    // worker and is answered 500, as any job its worker dies under.)
+    let seen = server.wait_stats(10, |s| s["compute_cores"][0]["worker_restarts"] == 1);
+    assert_eq!(seen["compute_cores"][0]["worker_restarts"], 1, "{seen}");
     let r = server.get("/slow_threaded?id=j&n=10");
     assert_eq!(r.status, 200, "{r:?}\n{}", server.log());
     let stats = server.stats();
