@@ -44,6 +44,17 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// finished a job, counts as a failed start (back-off) rather than an
 /// ordinary death.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(1);
+/// How long a worker whose socket ended is given to exit before it counts
+/// as alive (and a protocol breaker): its exit status names the cause.
+pub const EXIT_GRACE: Duration = Duration::from_millis(500);
+/// The same for a worker that spoke out of protocol (bytes that are not a
+/// frame, a frame it must not send): most likely alive, so it is killed
+/// soon, and the jobs queued behind it wait this long instead of
+/// [`EXIT_GRACE`] (measured on the 2-core VM: a `/garbage` job of
+/// `tests/workers/faulty_worker.py` answered in 508 ms before, 25-31 ms
+/// after). One crashing as it wrote still gets this long to report its
+/// signal.
+pub const BREAKER_GRACE: Duration = Duration::from_millis(20);
 /// Bytes of a worker's stderr kept to name its cause of death.
 const STDERR_TAIL: usize = 4096;
 /// What a worker writes to stderr when an allocation fails and it exits
@@ -165,8 +176,10 @@ pub fn signal_name(sig: i32) -> String {
 /// What the supervisor read from its worker's socket.
 pub enum Event {
     Frame(Frame),
-    /// EOF, a read error or bytes that are not a frame (the text says which).
+    /// EOF or a read error (the text says which).
     Closed(String),
+    /// Bytes that are not a frame (the text says how).
+    Broke(String),
 }
 
 /// One live worker process. Its sockets are read and written by the
@@ -219,7 +232,7 @@ impl Worker {
                     return Some(Event::Frame(frame));
                 }
                 Ok(None) => {}
-                Err(err) => return Some(Event::Closed(format!("sent a bad frame: {err}"))),
+                Err(err) => return Some(Event::Broke(format!("sent a bad frame: {err}"))),
             }
             match (&self.socket).read(&mut chunk) {
                 Ok(0) => return Some(Event::Closed("closed its job socket".into())),
@@ -471,14 +484,14 @@ impl Supervisor {
         let mut cancel_sent = false;
         loop {
             let Some(worker) = self.worker.as_mut() else {
-                return self.died_during(job, None).await;
+                return self.died_during(job, None, EXIT_GRACE).await;
             };
             while sent < wire.len() {
                 match (&worker.socket).write(&wire[sent..]) {
                     Ok(n) => sent += n,
                     Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(_) => return self.died_during(job, None).await,
+                    Err(_) => return self.died_during(job, None, EXIT_GRACE).await,
                 }
             }
             let mut event = worker.poll_event();
@@ -521,15 +534,20 @@ impl Supervisor {
                     }
                     other => {
                         let why = format!("unexpected frame {}", frame_name(&other));
-                        return self.died_during(job, Some(why)).await;
+                        return self.died_during(job, Some(why), BREAKER_GRACE).await;
                     }
                 },
-                Some(Event::Closed(why)) => return self.died_during(job, Some(why)).await,
+                Some(Event::Closed(why)) => {
+                    return self.died_during(job, Some(why), EXIT_GRACE).await
+                }
+                Some(Event::Broke(why)) => {
+                    return self.died_during(job, Some(why), BREAKER_GRACE).await
+                }
                 None => {
                     // Its socket may outlive it (a process it forked holds
                     // it): ask the kernel too.
                     if matches!(worker.child.try_wait(), Ok(Some(_))) {
-                        return self.died_during(job, None).await;
+                        return self.died_during(job, None, EXIT_GRACE).await;
                     }
                     // Let the executor's other tasks (the job forwarders,
                     // its timers) have a turn between two waits.
@@ -582,8 +600,13 @@ impl Supervisor {
 
     /// The worker ended (or broke the protocol) during `job`: bury it, answer
     /// the job 500 unless its canceller already did, start a replacement.
-    async fn died_during(&mut self, job: &Job, protocol: Option<String>) -> Option<JobOutcome> {
-        let cause = self.bury(protocol).await;
+    async fn died_during(
+        &mut self,
+        job: &Job,
+        protocol: Option<String>,
+        grace: Duration,
+    ) -> Option<JobOutcome> {
+        let cause = self.bury(protocol, grace).await;
         self.spawn();
         let stats = &self.core.stats.compute[self.core.index];
         stats.worker_restarts.fetch_add(1, Relaxed);
@@ -594,18 +617,23 @@ impl Supervisor {
     }
 
     /// Reaps the current worker and names its cause of death (killing it
-    /// first if it is alive but broke the protocol).
-    async fn bury(&mut self, protocol: Option<String>) -> DeathCause {
-        self.bury_quietly(protocol, false).await
+    /// first if it is still alive `grace` later: then it broke the protocol).
+    async fn bury(&mut self, protocol: Option<String>, grace: Duration) -> DeathCause {
+        self.bury_quietly(protocol, grace, false).await
     }
 
     /// [`Supervisor::bury`]; `quiet` leaves the log line to the caller (a
     /// failed start logs its own, with the cause).
-    async fn bury_quietly(&mut self, protocol: Option<String>, quiet: bool) -> DeathCause {
+    async fn bury_quietly(
+        &mut self,
+        protocol: Option<String>,
+        grace: Duration,
+        quiet: bool,
+    ) -> DeathCause {
         let Some(mut worker) = self.worker.take() else {
             return DeathCause::Protocol("no worker".into());
         };
-        let status = reap(&mut worker.child, Duration::from_millis(500)).await;
+        let status = reap(&mut worker.child, grace).await;
         let cause = match status {
             Some(status) => {
                 // Its last words (the process is gone: what it wrote is all
@@ -723,7 +751,7 @@ impl Supervisor {
                     ),
                     WorkerCommand::Shell(_) => format!("no Hello within {START_TIMEOUT:?}"),
                 };
-                self.start_failed(why).await;
+                self.start_failed(why, BREAKER_GRACE).await;
             }
             Idle::StartTimeout => {}
         }
@@ -741,15 +769,19 @@ impl Supervisor {
             // that exits right after its Hello is retried with back-off
             // instead of in a loop.
             let short_lived = !worker.proven && worker.started.elapsed() < HEALTHY_AFTER;
-            let why = match event {
-                Some(Event::Frame(other)) => Some(format!(
-                    "unexpected frame {} while idle",
-                    frame_name(&other)
-                )),
-                Some(Event::Closed(why)) => Some(why),
-                None => None,
+            let (why, grace) = match event {
+                Some(Event::Frame(other)) => (
+                    Some(format!(
+                        "unexpected frame {} while idle",
+                        frame_name(&other)
+                    )),
+                    BREAKER_GRACE,
+                ),
+                Some(Event::Broke(why)) => (Some(why), BREAKER_GRACE),
+                Some(Event::Closed(why)) => (Some(why), EXIT_GRACE),
+                None => (None, EXIT_GRACE),
             };
-            self.bury(why).await;
+            self.bury(why, grace).await;
             self.core.stats.compute[self.core.index]
                 .worker_restarts
                 .fetch_add(1, Relaxed);
@@ -782,21 +814,23 @@ impl Supervisor {
                         );
                         return;
                     }
-                    Some(why) => why,
+                    Some(why) => (why, BREAKER_GRACE),
                 }
             }
-            Some(Event::Frame(other)) => {
-                format!("sent {} before Hello", frame_name(&other))
-            }
-            Some(Event::Closed(why)) => why,
-            None => "exited".into(),
+            Some(Event::Frame(other)) => (
+                format!("sent {} before Hello", frame_name(&other)),
+                BREAKER_GRACE,
+            ),
+            Some(Event::Broke(why)) => (why, BREAKER_GRACE),
+            Some(Event::Closed(why)) => (why, EXIT_GRACE),
+            None => ("exited".into(), EXIT_GRACE),
         };
-        self.start_failed(failure).await;
+        self.start_failed(failure.0, failure.1).await;
     }
 
-    async fn start_failed(&mut self, why: String) {
+    async fn start_failed(&mut self, why: String, grace: Duration) {
         let pid = self.worker.as_ref().map_or(0, |w| w.pid);
-        let cause = self.bury_quietly(Some(why.clone()), true).await;
+        let cause = self.bury_quietly(Some(why.clone()), grace, true).await;
         self.start_failures += 1;
         let stats = &self.core.stats.compute[self.core.index];
         stats.worker_start_failures.fetch_add(1, Relaxed);
