@@ -798,7 +798,7 @@ impl Supervisor {
             }
             return;
         }
-        let failure = match event {
+        let (failure, grace) = match event {
             Some(Event::Frame(Frame::Hello { version, routes })) => {
                 match hello_mismatch(version, &routes, &self.settings.program.routes) {
                     None => {
@@ -825,7 +825,7 @@ impl Supervisor {
             Some(Event::Closed(why)) => (why, EXIT_GRACE),
             None => ("exited".into(), EXIT_GRACE),
         };
-        self.start_failed(failure.0, failure.1).await;
+        self.start_failed(failure, grace).await;
     }
 
     async fn start_failed(&mut self, why: String, grace: Duration) {
