@@ -1879,11 +1879,7 @@ impl Reactor {
             (Some((at, armed_for)), Some(d)) => armed_for == d && at.elapsed() < d / 2,
             _ => false,
         };
-        let kept = self
-            .latency_preemption_timeout_src
-            .take()
-            .filter(|src| keep && src.is_armed());
-        let kept_latency_timer = kept.is_some();
+        let kept = self.latency_preemption_timeout_src.take().filter(|_| keep);
         self.latency_preemption_timeout_src.set(kept);
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
@@ -1950,13 +1946,15 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            // The kept timer may have fired, and its completion been read,
-            // since it was kept (the rings were consumed twice above): keep
-            // it only if it is still in the kernel (patch 11).
+            // Only a kept timer can be here (this call did not sleep, so
+            // no user timer was armed). It may have fired, and its
+            // completion been read, since it was kept (the rings were
+            // consumed twice above): keep it only if it is still in the
+            // kernel (patch 11).
             let still_armed = self
                 .latency_preemption_timeout_src
                 .take()
-                .filter(|src| kept_latency_timer && src.is_armed());
+                .filter(Source::is_armed);
             if still_armed.is_some() {
                 self.latency_preemption_timeout_src.set(still_armed);
             } else {
