@@ -35,7 +35,7 @@ for i in $(seq 1 "$PAIRS"); do
   if [ $((i % 2)) = 1 ]; then run "$OLD" old; run "$NEW" new; else run "$NEW" new; run "$OLD" old; fi
 done
 python3 - "$LOG" <<'EOF'
-import re, statistics, sys
+import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     label, *kv = line.split()
