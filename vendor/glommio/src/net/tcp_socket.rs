@@ -78,9 +78,16 @@ pub struct TcpListener {
 }
 
 impl FromRawFd for TcpListener {
-    /// Convert an already bound and listening RawFd into a TcpListener
+    /// Convert an already bound and listening RawFd into a TcpListener.
+    ///
+    /// heavylift patch 6: the socket is made O_NONBLOCK (its open file
+    /// description, so every other holder of the descriptor sees it too),
+    /// for the one-syscall accept that is tried before the ring's.
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let sk = Socket::from_raw_fd(fd);
+        // Cannot fail on a valid socket; on an invalid one the accepts
+        // report the error.
+        let _ = sk.set_nonblocking(true);
         let listener = sk.into();
 
         TcpListener {
@@ -127,6 +134,8 @@ impl TcpListener {
         sk.set_reuse_port(true)?;
         sk.bind(&addr)?;
         sk.listen(1024)?;
+        // heavylift patch 6: see `from_raw_fd`.
+        sk.set_nonblocking(true)?;
         let listener = sk.into();
 
         Ok(TcpListener {
