@@ -5,18 +5,23 @@
 # p99 and the server's CPU time per request (utime+stime from /proc over
 # the run, divided by its requests) for each run, then the medians.
 # CHURN=1 sends `Connection: close` (one request per connection).
-# Needs wrk and 2 CPUs.
+# Another layout (a box with CPUs to spare, so that wrk is not the bound):
+#   SERVER_CPU=0 COMPUTE_CPU=1 GEN_CPUS=2-5 WRK_THREADS=4 scripts/bench-ab.sh OLD NEW 8
+# SECS sets each run's length. Ends with the geometric mean of the pairs'
+# new/old req/s ratios. Needs wrk and 2 CPUs.
 set -u
+SERVER_CPU=${SERVER_CPU:-0} COMPUTE_CPU=${COMPUTE_CPU:-1} GEN_CPUS=${GEN_CPUS:-1}
+WRK_THREADS=${WRK_THREADS:-1} SECS=${SECS:-4}
 HDR=()
 [ "${CHURN:-0}" = 1 ] && HDR=(-H "Connection: close")
 LOG=$(mktemp)
 OLD=$1; NEW=$2; PAIRS=${3:-5}
 run() { # bin label
   local bin=$1 label=$2 port=$((20000 + RANDOM % 20000))
-  $bin serve --listen 127.0.0.1:$port --io-cores 0 --compute-cores 1 --log-level warn >/dev/null 2>&1 &
+  $bin serve --listen 127.0.0.1:$port --io-cores "$SERVER_CPU" --compute-cores "$COMPUTE_CPU" --log-level warn >/dev/null 2>&1 &
   local pid=$!; sleep 0.7
   local t0; t0=$(awk '{print $14+$15}' /proc/$pid/stat)
-  local out; out=$(taskset -c 1 wrk -t1 -c32 -d4s --latency "${HDR[@]}" "http://127.0.0.1:$port/fast?id=1" 2>&1)
+  local out; out=$(taskset -c "$GEN_CPUS" wrk -t"$WRK_THREADS" -c32 -d"${SECS}s" --latency "${HDR[@]}" "http://127.0.0.1:$port/fast?id=1" 2>&1)
   local t1; t1=$(awk '{print $14+$15}' /proc/$pid/stat)
   kill $pid; wait $pid 2>/dev/null
   local rps p99 reqs
@@ -46,5 +51,12 @@ for label in ("old", "new"):
     if r:
         print(f"{label} median: rps={statistics.median(x[0] for x in r):.0f} "
               f"cpu_us_per_req={statistics.median(x[1] for x in r):.2f}")
+pairs = list(zip([x[0] for x in runs.get("old", [])], [x[0] for x in runs.get("new", [])]))
+if pairs:
+    import math
+    ratios = [n / o for o, n in pairs]
+    print(f"new/old req/s, geometric mean of {len(pairs)} pairs: "
+          f"{math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f} "
+          f"(pairs {min(ratios):.2f}-{max(ratios):.2f})")
 EOF
 rm -f "$LOG"

@@ -8,6 +8,7 @@
 #
 #   OUT=/some/dir DIR/run.sh          # scaling, worker round trips, rows beside nginx
 #   SKIP_SCALING=1 PAIRS=5 OUT=... DIR/run.sh
+#   OUT=/some/dir DIR/ab.sh           # A-B against OLD_BIN (packed when set)
 #
 # The box needs python3 and a kernel with io_uring (5.19+ for the ring flags).
 set -euo pipefail
@@ -29,5 +30,7 @@ for tool in wrk nginx; do
 done
 cp "$(command -v taskset)" "$DIR/fallback/"
 if [ -n "${ACTIX_BIN:-}" ]; then cp "$ACTIX_BIN" "$DIR/real/peer-actix"; fi
+if [ -n "${OLD_BIN:-}" ]; then strip -o "$DIR/real/heavylift-old" "$OLD_BIN"; fi
 cp scripts/bench/bare-box-run.sh "$DIR/run.sh"
+cp scripts/bench/bare-box-ab.sh "$DIR/ab.sh"
 du -sh "$DIR"
