@@ -3,6 +3,7 @@
 
 mod util;
 
+mod accept;
 mod bodies;
 mod cli;
 mod client;

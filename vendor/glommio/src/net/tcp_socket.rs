@@ -175,17 +175,30 @@ impl TcpListener {
     pub async fn shared_accept(&self) -> Result<AcceptedTcpStream> {
         let reactor = self.reactor.upgrade().unwrap();
         let raw_fd = self.listener.as_raw_fd();
-        if let Some(r) = yolo_accept(raw_fd) {
-            match r {
-                Ok(fd) => {
-                    return Ok(AcceptedTcpStream { fd });
+        loop {
+            if let Some(r) = yolo_accept(raw_fd) {
+                match r {
+                    Ok(fd) => {
+                        return Ok(AcceptedTcpStream { fd });
+                    }
+                    Err(err) => return Err(GlommioError::IoError(err)),
                 }
-                Err(err) => return Err(GlommioError::IoError(err)),
+            }
+            let source = reactor.accept(raw_fd);
+            match source.collect_rw().await {
+                Ok(fd) => return Ok(AcceptedTcpStream { fd: fd as RawFd }),
+                // heavylift patch 6: the listener is O_NONBLOCK. Kernels
+                // before 5.18 (without a73825ba, "io_uring: fix async accept
+                // on O_NONBLOCK sockets", backported to 5.10.165 and
+                // 5.15.90) complete the ring's accept with EAGAIN instead of
+                // waiting, and newer ones can when the request falls back to
+                // io-wq. Wait until a connection is queued, then try again.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    reactor.poll_read_ready(raw_fd).collect_rw().await?;
+                }
+                Err(err) => return Err(err.into()),
             }
         }
-        let source = reactor.accept(self.listener.as_raw_fd());
-        let fd = source.collect_rw().await?;
-        Ok(AcceptedTcpStream { fd: fd as RawFd })
     }
 
     /// Accepts a new incoming TCP connection in this executor
