@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 16's rows beside nginx (and actix-web when ACTIX_BIN names its
-# binary, built from ../shared/peers/actix): server CPU per /fast request,
-# Connection: close churn, and memory per idle keep-alive connection.
+# binary, built from ../shared/peers/actix): server CPU and p99 per /fast
+# request, Connection: close churn, and memory per idle keep-alive
+# connection.
 #
 #   scripts/bench-conns.sh            # about 3 minutes
 #   PAIRS=3 SECS=2 IDLE_CONNS=2000 scripts/bench-conns.sh
@@ -11,7 +12,8 @@
 # idle-connection client on CPU 1.
 #   cpu/req  `wrk -t1 -c32 -d SECS /fast?id=1`: the serving process's
 #            utime+stime over the run (from /proc, 100 Hz ticks) divided by
-#            its requests; PAIRS interleaved runs per server, medians.
+#            its requests; PAIRS interleaved runs per server, medians;
+#            also wrk's p99 latency of those runs (median).
 #   churn    the same with `-H "Connection: close"` (one request per
 #            connection): req/s and server CPU per connection, medians.
 #   idle     scripts/bench/idle_conns.py: IDLE_CONNS (default 15000)
@@ -91,16 +93,17 @@ for i in $(seq "$PAIRS"); do
   for spec in $servers; do
     IFS=: read -r who port pid <<<"$spec"
     t0=$(ticks "$pid")
-    taskset -c "$GEN_CPUS" wrk -t"$WRK_THREADS" -c32 -d"${SECS}s" "http://127.0.0.1:$port/fast?id=1" >"$OUT/raw/$who-fast-$i.txt" 2>&1
+    taskset -c "$GEN_CPUS" wrk -t"$WRK_THREADS" -c32 -d"${SECS}s" --latency "http://127.0.0.1:$port/fast?id=1" >"$OUT/raw/$who-fast-$i.txt" 2>&1
     t1=$(ticks "$pid")
     reqs=$(awk '/requests in/ {print $1}' "$OUT/raw/$who-fast-$i.txt")
     rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/raw/$who-fast-$i.txt")
+    p99=$(awk '$1 == "99%" {print $2}' "$OUT/raw/$who-fast-$i.txt")
     t2=$(ticks "$pid")
     taskset -c "$GEN_CPUS" wrk -t"$WRK_THREADS" -c32 -d"${SECS}s" -H "Connection: close" "http://127.0.0.1:$port/fast?id=1" >"$OUT/raw/$who-churn-$i.txt" 2>&1
     t3=$(ticks "$pid")
     churn=$(awk '/Requests\/sec/ {print $2}' "$OUT/raw/$who-churn-$i.txt")
     creqs=$(awk '/requests in/ {print $1}' "$OUT/raw/$who-churn-$i.txt")
-    echo "$who $i $rps $(python3 -c "print(round(($t1 - $t0) * 10000 / $reqs, 2))") $churn $(python3 -c "print(round(($t3 - $t2) * 10000 / $creqs, 2))")" | tee -a "$OUT/runs.txt" >&2
+    echo "$who $i $rps $(python3 -c "print(round(($t1 - $t0) * 10000 / $reqs, 2))") $churn $(python3 -c "print(round(($t3 - $t2) * 10000 / $creqs, 2))") ${p99:--}" | tee -a "$OUT/runs.txt" >&2
   done
 done
 
@@ -112,29 +115,36 @@ for spec in $servers; do
 done
 
 python3 - "$OUT" <<'EOF' | tee "$OUT/table.txt"
-import json, statistics, sys
+import json, re, statistics, sys
 out = sys.argv[1]
+def ms(text):
+    # wrk's "456.00us", "1.23ms" or "2.00s"; NaN when wrk printed none.
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)] if m else float("nan")
 rows = {}
+p99s = {}
 for line in open(f"{out}/runs.txt"):
-    who, _i, rps, us, churn, churn_us = line.split()
+    who, _i, rps, us, churn, churn_us, p99 = line.split()
     rows.setdefault(who, []).append((float(rps), float(us), float(churn), float(churn_us)))
+    p99s.setdefault(who, []).append(ms(p99))
 idle = {}
 for line in open(f"{out}/idle.txt"):
     who, doc = line.split(" ", 1)
     idle[who] = json.loads(doc)
 med = {w: [statistics.median(r[k] for r in v) for k in range(4)] for w, v in rows.items()}
+p99 = {w: statistics.median(v) for w, v in p99s.items()}
 rss = dict(line.split() for line in open(f"{out}/rss.txt"))
-print(f"{'server':<10} {'/fast req/s':>12} {'CPU us/req':>11} {'churn req/s':>12} {'CPU us/conn':>12} {'KiB/idle conn':>14} {'served again':>13} {'RSS after, MiB':>15}")
+print(f"{'server':<10} {'/fast req/s':>12} {'p99 ms':>7} {'CPU us/req':>11} {'churn req/s':>12} {'CPU us/conn':>12} {'KiB/idle conn':>14} {'served again':>13} {'RSS after, MiB':>15}")
 for w, (rps, us, churn, churn_us) in med.items():
     d = idle.get(w, {})
-    print(f"{w:<10} {rps:>12.0f} {us:>11.2f} {churn:>12.0f} {churn_us:>12.2f} {d.get('kib_per_conn', float('nan')):>14.2f} "
+    print(f"{w:<10} {rps:>12.0f} {p99[w]:>7.2f} {us:>11.2f} {churn:>12.0f} {churn_us:>12.2f} {d.get('kib_per_conn', float('nan')):>14.2f} "
           f"{str(d.get('served_again')) + '/' + str(d.get('n')):>13} {int(rss.get(w, 0)) / 1024:>15.1f}")
 if "nginx" in med:
     n = med["nginx"]
     for w, (rps, us, churn, churn_us) in med.items():
         if w != "nginx":
-            print(f"{w} / nginx: req/s {rps/n[0]:.3f}, CPU per request {us/n[1]:.3f}, churn {churn/n[2]:.3f}, "
-                  f"CPU per churned connection {churn_us/n[3]:.3f}")
+            print(f"{w} / nginx: req/s {rps/n[0]:.3f}, p99 {p99[w]/p99['nginx']:.3f}, CPU per request {us/n[1]:.3f}, "
+                  f"churn {churn/n[2]:.3f}, CPU per churned connection {churn_us/n[3]:.3f}")
 print(f"medians of {len(next(iter(rows.values())))} runs each, interleaved; idle: one run of {next(iter(idle.values()))['n']} connections")
 EOF
 log "results in $OUT"

@@ -521,29 +521,28 @@ impl Connection {
     /// [`answer`]: Connection::answer
     fn answer_now(&mut self, current: Current, body: Vec<u8>) -> Step {
         let core = self.core.clone();
-        let (route, response) = match current.plan {
+        let Current { head, plan } = current;
+        let (route, response) = match plan {
             Plan::Answer { route, response } => (route, response),
-            Plan::Route {
-                index, ref params, ..
-            } => match &core.router.routes()[index].handler.work {
+            Plan::Route { index, params, .. } => match &core.router.routes()[index].handler.work {
                 Work::Fast(handler) => (
                     Some(index),
                     handler(&Request {
-                        head: &current.head,
-                        params,
+                        head: &head,
+                        params: &params,
                         body: &body,
                         io_core: core.cpu,
                         stats: &core.stats,
                     }),
                 ),
                 Work::Inline(job) => {
-                    let input = job_input(&current.head, params.clone(), body, core.cpu);
+                    let input = job_input(&head, params, body, core.cpu);
                     (Some(index), self.run_inline(job, &input))
                 }
                 Work::Offload(_) => unreachable!("offloaded jobs go to answer"),
             },
         };
-        self.encode_answer(&current.head, route, response)
+        self.encode_answer(&head, route, response)
     }
 
     /// Serves an offloaded job's request ([`Current::offloads`]): awaits
