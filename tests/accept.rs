@@ -64,6 +64,9 @@ fn an_accept_waits_while_another_thread_takes_every_connection() {
     });
 
     let outcome = LocalExecutorBuilder::new(Placement::Fixed(0))
+        // As heavylift's executors: glommio's default of 10 MiB per ring
+        // is past a normal user's RLIMIT_MEMLOCK.
+        .io_memory(64 << 10)
         .spawn({
             let (taken, accepted) = (taken.clone(), accepted.clone());
             move || async move {

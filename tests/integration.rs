@@ -3,7 +3,6 @@
 
 mod util;
 
-mod accept;
 mod bodies;
 mod cli;
 mod client;
