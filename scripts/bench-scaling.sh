@@ -82,8 +82,7 @@ steps=()
 full=
 if [ -z "${STEPS:-}" ]; then
   for ((k = 2; k < n; k++)); do
-    c=$(( k / 4 > 1 ? k / 4 : 1 ))
-    [ $((n - k - c)) -ge "$k" ] && full=$k
+    [ "$(gen_cores "$k")" -eq "$k" ] && full=$k
   done
 fi
 for k in 1 $(echo "${STEPS:-2 4 8 16 32 64} $full" | tr ' ' '\n' | grep -v '^$' | grep -vx 1 | sort -nu); do
