@@ -114,13 +114,15 @@ for spec in $servers; do
   echo "$who $(rss_kib "$pid")" >>"$OUT/rss.txt"
 done
 
-python3 - "$OUT" <<'EOF' | tee "$OUT/table.txt"
-import json, re, statistics, sys
+python3 - "$OUT" "$ROOT/scripts/bench" <<'EOF' | tee "$OUT/table.txt"
+import json, statistics, sys
 out = sys.argv[1]
+sys.path.insert(0, sys.argv[2])
+from wrk_parse import to_ms
 def ms(text):
-    # wrk's "456.00us", "1.23ms" or "2.00s"; NaN when wrk printed none.
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)] if m else float("nan")
+    # wrk's "456.00us", "1.23ms", ...; NaN when wrk printed none ("-").
+    v = to_ms(text)
+    return float("nan") if v is None else v
 rows = {}
 p99s = {}
 for line in open(f"{out}/runs.txt"):
