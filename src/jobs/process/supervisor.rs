@@ -182,6 +182,18 @@ pub enum Event {
     Broke(String),
 }
 
+/// How long a worker that ends with `event` (`None`: it exited, its socket
+/// still open elsewhere) gets to exit by itself before it is killed: one
+/// that sent something it must not (a frame out of turn, bytes that are not
+/// a frame) is most likely alive, [`BREAKER_GRACE`]; one whose socket ended
+/// is most likely exiting, [`EXIT_GRACE`].
+fn exit_grace(event: Option<&Event>) -> Duration {
+    match event {
+        Some(Event::Frame(_) | Event::Broke(_)) => BREAKER_GRACE,
+        Some(Event::Closed(_)) | None => EXIT_GRACE,
+    }
+}
+
 /// One live worker process. Its sockets are read and written by the
 /// supervisor itself, non-blocking, with poll(2) while a job runs: the
 /// compute executor has nothing else to do then, and a wait in poll(2)
@@ -769,17 +781,14 @@ impl Supervisor {
             // that exits right after its Hello is retried with back-off
             // instead of in a loop.
             let short_lived = !worker.proven && worker.started.elapsed() < HEALTHY_AFTER;
-            let (why, grace) = match event {
-                Some(Event::Frame(other)) => (
-                    Some(format!(
-                        "unexpected frame {} while idle",
-                        frame_name(&other)
-                    )),
-                    BREAKER_GRACE,
-                ),
-                Some(Event::Broke(why)) => (Some(why), BREAKER_GRACE),
-                Some(Event::Closed(why)) => (Some(why), EXIT_GRACE),
-                None => (None, EXIT_GRACE),
+            let grace = exit_grace(event.as_ref());
+            let why = match event {
+                Some(Event::Frame(other)) => Some(format!(
+                    "unexpected frame {} while idle",
+                    frame_name(&other)
+                )),
+                Some(Event::Broke(why) | Event::Closed(why)) => Some(why),
+                None => None,
             };
             self.bury(why, grace).await;
             self.core.stats.compute[self.core.index]
@@ -798,7 +807,8 @@ impl Supervisor {
             }
             return;
         }
-        let (failure, grace) = match event {
+        let grace = exit_grace(event.as_ref());
+        let failure = match event {
             Some(Event::Frame(Frame::Hello { version, routes })) => {
                 match hello_mismatch(version, &routes, &self.settings.program.routes) {
                     None => {
@@ -814,16 +824,12 @@ impl Supervisor {
                         );
                         return;
                     }
-                    Some(why) => (why, BREAKER_GRACE),
+                    Some(why) => why,
                 }
             }
-            Some(Event::Frame(other)) => (
-                format!("sent {} before Hello", frame_name(&other)),
-                BREAKER_GRACE,
-            ),
-            Some(Event::Broke(why)) => (why, BREAKER_GRACE),
-            Some(Event::Closed(why)) => (why, EXIT_GRACE),
-            None => ("exited".into(), EXIT_GRACE),
+            Some(Event::Frame(other)) => format!("sent {} before Hello", frame_name(&other)),
+            Some(Event::Broke(why) | Event::Closed(why)) => why,
+            None => "exited".into(),
         };
         self.start_failed(failure, grace).await;
     }
