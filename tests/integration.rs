@@ -7,6 +7,7 @@ mod bodies;
 mod cli;
 mod client;
 mod deadlines;
+mod executor;
 mod external_workers;
 mod hostile_bytes;
 mod http_conformance;

@@ -1320,20 +1320,31 @@ impl LocalExecutor {
         self.reactor.need_preempt()
     }
 
+    /// Runs task queues until none is runnable (returns false: the caller
+    /// may park) or the preempt timer has fired (returns true: tasks may
+    /// still be runnable, poll I/O and come back). At least one task runs
+    /// whenever one is runnable, however early the timer fired.
+    ///
+    /// heavylift patch 13: upstream 0.9.0 looked at the timer before the
+    /// first queue and returned false when it had already fired; the caller
+    /// takes false for "nothing is runnable" and parks. The runnable tasks
+    /// then slept until something else woke the executor, and a task woken
+    /// by its own timer or by a shared channel waited for nothing: a compute
+    /// executor slept through a pushed job, or through a whole server start.
+    /// A thread that is descheduled between arming the timer and running its
+    /// queues (two busy threads on one CPU) sees it fired.
     fn run_task_queues(&self) -> bool {
         let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
-            if self.need_preempt() {
-                break;
+            if ran && self.need_preempt() {
+                return true;
             }
             if !self.run_one_task_queue() {
                 return false;
-            } else {
-                ran = true;
             }
+            ran = true;
         }
-        ran
     }
 
     fn run_one_task_queue(&self) -> bool {
@@ -1373,7 +1384,8 @@ impl LocalExecutor {
             let mut tasks_executed_this_loop = 0;
             loop {
                 let mut queue_ref = queue.borrow_mut();
-                if self.need_preempt() || queue_ref.yielded() {
+                // The first task runs even if the timer has fired (patch 13).
+                if (tasks_executed_this_loop > 0 && self.need_preempt()) || queue_ref.yielded() {
                     break;
                 }
 
