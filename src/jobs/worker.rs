@@ -24,12 +24,14 @@ use super::process::ProcessSettings;
 use super::{panic_message, thread_cpu_time, Done, Job, JobContext, JobOutcome, JobState};
 use crate::stats::Stats;
 
-/// How often an idle compute executor wakes up on its own. Under CPU
-/// contention glommio 0.9 sometimes left a job pushed to a sleeping compute
-/// executor in the channel until the next push (measured: ~1 job in 1000-4000,
-/// picked up 2 s late); every reactor turn polls the channels, so a timer
-/// bounds that. Costs 100 wake-ups/s while idle (about 1% of a CPU with the
-/// 100 us spin before parking, see `server::SPIN_BEFORE_PARK`).
+/// How often an idle compute executor wakes up on its own. Added when, under
+/// CPU contention, a job pushed to a sleeping compute executor sometimes sat
+/// in the channel until the next push (~1 job in 1000-4000); the cause was
+/// glommio parking with a runnable task (patch 13 in
+/// `vendor/glommio/HEAVYLIFT.md`), which no timer could bound. Kept as a
+/// safety net: every reactor turn polls the channels. Costs 100 wake-ups/s
+/// while idle (about 1% of a CPU with the 100 us spin before parking, see
+/// `server::SPIN_BEFORE_PARK`).
 pub const WAKE_TICK: Duration = Duration::from_millis(10);
 
 thread_local! {

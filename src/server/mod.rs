@@ -452,9 +452,9 @@ impl ServerHandle {
     /// Waits for every executor to exit (call `stop` first), at most the job
     /// timeout plus a few seconds: in-flight requests are drained within the
     /// job timeout, and an executor that still has not exited by then (seen
-    /// with glommio 0.9 when many executors start and stop in one process: one
-    /// slept through its wake-up timers) is abandoned and reported, so a stop
-    /// never hangs.
+    /// before glommio patch 13, when an executor parked with a runnable task
+    /// and slept through its wake-up timers) is abandoned and reported, so a
+    /// stop never hangs.
     pub fn join(self) -> Result<()> {
         let (done_tx, done_rx) = mpsc::channel();
         let mut waiting = Vec::new();
