@@ -8,27 +8,15 @@ use crate::sys;
 use nix::sys::socket::{MsgFlags, SockaddrLike};
 use std::{io, os::unix::io::RawFd};
 
-/// heavylift patch 6: one accept(2) without waiting, in two system calls
+/// heavylift patch 6: one accept(2) without waiting, in one system call
 /// where upstream made four (F_GETFL, F_SETFL O_NONBLOCK, accept, F_SETFL
 /// back), and with SOCK_CLOEXEC, which upstream's plain accept(2) left off
 /// (a process spawned later inherited every socket accepted this way).
-/// `poll` with a zero timeout says whether a connection is queued; only
-/// then does the (blocking) listener's accept4 run, so it cannot block: the
-/// one accept loop of a SO_REUSEPORT listener is the only taker of its
-/// queue, and Linux hands out a queued connection even if it was reset
-/// meanwhile (the error shows at its first read). `None` when nothing is
-/// queued (or poll reports only an error): the ring's accept then waits
-/// and reports.
+/// `TcpListener` sets its socket O_NONBLOCK once, when it is made, so this
+/// accept4 returns EAGAIN at once when nothing is queued (the ring's accept
+/// on such a listener still waits: io_uring arms a poll on EAGAIN). `None`
+/// when nothing is queued: the ring's accept then waits and reports.
 fn yolo_accept(fd: RawFd) -> Option<io::Result<RawFd>> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    if unsafe { libc::poll(&mut pfd, 1, 0) } != 1 || pfd.revents & libc::POLLIN == 0 {
-        return None;
-    }
     match sys::accept_syscall(fd) {
         Ok(x) => Some(Ok(x)),
         Err(err) => match err.kind() {

@@ -78,9 +78,16 @@ pub struct TcpListener {
 }
 
 impl FromRawFd for TcpListener {
-    /// Convert an already bound and listening RawFd into a TcpListener
+    /// Convert an already bound and listening RawFd into a TcpListener.
+    ///
+    /// heavylift patch 6: the socket is made O_NONBLOCK (its open file
+    /// description, so every other holder of the descriptor sees it too),
+    /// for the one-syscall accept that is tried before the ring's.
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let sk = Socket::from_raw_fd(fd);
+        // Cannot fail on a valid socket; on an invalid one the accepts
+        // report the error.
+        let _ = sk.set_nonblocking(true);
         let listener = sk.into();
 
         TcpListener {
@@ -127,6 +134,8 @@ impl TcpListener {
         sk.set_reuse_port(true)?;
         sk.bind(&addr)?;
         sk.listen(1024)?;
+        // heavylift patch 6: see `from_raw_fd`.
+        sk.set_nonblocking(true)?;
         let listener = sk.into();
 
         Ok(TcpListener {
@@ -166,17 +175,30 @@ impl TcpListener {
     pub async fn shared_accept(&self) -> Result<AcceptedTcpStream> {
         let reactor = self.reactor.upgrade().unwrap();
         let raw_fd = self.listener.as_raw_fd();
-        if let Some(r) = yolo_accept(raw_fd) {
-            match r {
-                Ok(fd) => {
-                    return Ok(AcceptedTcpStream { fd });
+        loop {
+            if let Some(r) = yolo_accept(raw_fd) {
+                match r {
+                    Ok(fd) => {
+                        return Ok(AcceptedTcpStream { fd });
+                    }
+                    Err(err) => return Err(GlommioError::IoError(err)),
                 }
-                Err(err) => return Err(GlommioError::IoError(err)),
+            }
+            let source = reactor.accept(raw_fd);
+            match source.collect_rw().await {
+                Ok(fd) => return Ok(AcceptedTcpStream { fd: fd as RawFd }),
+                // heavylift patch 6: the listener is O_NONBLOCK. Kernels
+                // before 5.18 (without a73825ba, "io_uring: fix async accept
+                // on O_NONBLOCK sockets", backported to 5.10.165 and
+                // 5.15.90) complete the ring's accept with EAGAIN instead of
+                // waiting, and newer ones can when the request falls back to
+                // io-wq. Wait until a connection is queued, then try again.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    reactor.poll_read_ready(raw_fd).collect_rw().await?;
+                }
+                Err(err) => return Err(err.into()),
             }
         }
-        let source = reactor.accept(self.listener.as_raw_fd());
-        let fd = source.collect_rw().await?;
-        Ok(AcceptedTcpStream { fd: fd as RawFd })
     }
 
     /// Accepts a new incoming TCP connection in this executor
