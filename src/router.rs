@@ -432,7 +432,7 @@ impl Router {
         let mut params = Vec::with_capacity(found.params.len());
         for (name, raw) in found.params.iter() {
             match percent_decode_path(raw) {
-                Some(value) => params.push((name.to_owned(), value)),
+                Some(value) => params.push((name.to_owned(), value.into_owned())),
                 None => {
                     let why = format!("bad path parameter {name}: invalid percent-encoding");
                     return Resolved::Answer(Some(index), Response::text(400, why));

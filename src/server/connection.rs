@@ -29,7 +29,7 @@ use crate::jobs::worker::run_caught;
 use crate::jobs::{
     outcome_response, CancelToken, JobContext, JobFn, JobInput, JobOutcome, JobState,
 };
-use crate::router::{job_input, Request, Resolved, Route, Work};
+use crate::router::{job_input, Request, Resolved, Route, Router, Work};
 
 /// Encoded answers are written out once they pass this size, even mid-batch.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -82,6 +82,19 @@ enum Closed {
 struct Current {
     head: RequestHead,
     plan: Plan,
+}
+
+impl Current {
+    /// Whether it is answered by a job on a compute core, which the
+    /// connection then awaits.
+    fn offloads(&self, router: &Router) -> bool {
+        match self.plan {
+            Plan::Route { index, .. } => {
+                matches!(router.routes()[index].handler.work, Work::Offload(_))
+            }
+            Plan::Answer { .. } => false,
+        }
+    }
 }
 
 /// What a routed head will get once its body is here.
@@ -138,15 +151,19 @@ const CLOSE_NOW_MAX_QUEUED: usize = 16 * 1024;
 
 /// Whether the socket `fd` can be closed at once: nothing unread in the
 /// kernel's receive queue (FIONREAD) and at most [`CLOSE_NOW_MAX_QUEUED`]
-/// bytes in its send queue (TIOCOUTQ). False when either cannot be read.
-fn quiet_to_close(fd: RawFd) -> bool {
+/// bytes in its send queue (TIOCOUTQ). `sent_bound` is an upper bound on
+/// what the send queue can hold (the bytes written so far, when known);
+/// within the limit it spares the second ioctl, as for every one-request
+/// connection. False when either cannot be read.
+fn quiet_to_close(fd: RawFd, sent_bound: usize) -> bool {
     let (mut unread, mut queued): (libc::c_int, libc::c_int) = (0, 0);
     // SAFETY: two ioctls that write one int each into our locals.
     unsafe {
         libc::ioctl(fd, libc::FIONREAD, &mut unread) == 0
             && unread == 0
-            && libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) == 0
-            && (queued as usize) <= CLOSE_NOW_MAX_QUEUED
+            && (sent_bound <= CLOSE_NOW_MAX_QUEUED
+                || libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) == 0
+                    && (queued as usize) <= CLOSE_NOW_MAX_QUEUED)
     }
 }
 
@@ -176,6 +193,9 @@ fn unparked(
         current: None,
         // Allocated by the first answer (an idle connection holds less).
         out: Vec::new(),
+        // A new connection has sent nothing; one rebuilt after parking may
+        // still have its earlier answers queued.
+        sent_bound: if answered == 0 { 0 } else { usize::MAX },
         answered,
         opened,
         body_limit: MAX_BODY_BYTES,
@@ -259,6 +279,10 @@ pub struct Connection {
     current: Option<Current>,
     /// Encoded answers not yet written.
     out: Vec<u8>,
+    /// At least the bytes this connection may still have in the kernel's
+    /// send queue: those written since it opened, `usize::MAX` (unknown)
+    /// once it has been parked. Spares [`quiet_to_close`] an ioctl.
+    sent_bound: usize,
     answered: u64,
     opened: Instant,
     /// The body limit of the request being read, for its 413's reason.
@@ -289,7 +313,9 @@ impl Connection {
                 // body, RFC 9112 §2.2; nginx checks the same) and little of
                 // the answer is still queued to send.
                 Step::Close(Closed::AsAsked) if self.reader.is_idle() => {
-                    if self.flush().await.is_ok() && !quiet_to_close(self.stream.as_raw_fd()) {
+                    if self.flush().await.is_ok()
+                        && !quiet_to_close(self.stream.as_raw_fd(), self.sent_bound)
+                    {
                         self.close_gracefully(LINGER_TIME).await;
                     }
                     return Ok(Closed::AsAsked);
@@ -386,10 +412,21 @@ impl Connection {
                     let Some(current) = self.current.take() else {
                         continue;
                     };
-                    // Boxed: its state would otherwise be part of every
-                    // connection's future, idle ones included (2080 -> 1352
-                    // bytes per connection, with the other boxed waits).
-                    match Box::pin(self.answer(current, body)).await {
+                    let step = if current.offloads(&self.core.router) {
+                        // Boxed: the wait's state would otherwise be part of
+                        // every connection's future (2080 -> 1352 bytes per
+                        // connection, with the other boxed waits); only
+                        // offloaded jobs pay the allocation.
+                        Box::pin(self.answer(current, body)).await
+                    } else {
+                        self.answer_now(current, body)
+                    };
+                    match step {
+                        Step::NeedMore if self.out.len() >= FLUSH_THRESHOLD => {
+                            if let Err(err) = Box::pin(self.flush()).await {
+                                return Step::Gone(Closed::Io(err));
+                            }
+                        }
                         Step::NeedMore => {}
                         other => return other,
                     }
@@ -475,44 +512,75 @@ impl Connection {
         Ok(())
     }
 
-    /// Serves one request whose body has arrived, and encodes its answer.
-    async fn answer(&mut self, current: Current, body: Vec<u8>) -> Step {
+    /// Serves one request whose body has arrived and encodes its answer,
+    /// when that needs no wait: a fixed answer, a fast handler, an inline
+    /// job (run here, blocking the core: the `/slow` baseline). Offloaded
+    /// jobs go to [`answer`]. Fast requests thus cost no boxed future (one
+    /// allocation each).
+    ///
+    /// [`answer`]: Connection::answer
+    fn answer_now(&mut self, current: Current, body: Vec<u8>) -> Step {
         let core = self.core.clone();
         let Current { head, plan } = current;
-        // HEAD is GET without the body (RFC 9110 section 9.3.2).
-        let head_only = head.method == "HEAD";
         let (route, response) = match plan {
             Plan::Answer { route, response } => (route, response),
-            Plan::Route {
-                index,
-                params,
-                timeout,
-            } => {
-                let route = &core.router.routes()[index];
-                let response = match &route.handler.work {
-                    Work::Fast(handler) => handler(&Request {
+            Plan::Route { index, params, .. } => match &core.router.routes()[index].handler.work {
+                Work::Fast(handler) => (
+                    Some(index),
+                    handler(&Request {
                         head: &head,
                         params: &params,
                         body: &body,
                         io_core: core.cpu,
                         stats: &core.stats,
                     }),
-                    Work::Inline(job) => {
-                        let input = job_input(&head, params, body, core.cpu);
-                        self.run_inline(job, &input)
-                    }
-                    Work::Offload(job) => {
-                        let input = job_input(&head, params, body, core.cpu);
-                        match self.offload(index, job.clone(), input, timeout).await {
-                            Some(response) => response,
-                            None => return Step::Gone(Closed::ClientGone),
-                        }
-                    }
-                };
-                (Some(index), response)
-            }
+                ),
+                Work::Inline(job) => {
+                    let input = job_input(&head, params, body, core.cpu);
+                    (Some(index), self.run_inline(job, &input))
+                }
+                Work::Offload(_) => unreachable!("offloaded jobs go to answer"),
+            },
         };
+        self.encode_answer(&head, route, response)
+    }
+
+    /// Serves an offloaded job's request ([`Current::offloads`]): awaits
+    /// its outcome.
+    async fn answer(&mut self, current: Current, body: Vec<u8>) -> Step {
+        let core = self.core.clone();
+        let Current { head, plan } = current;
+        let Plan::Route {
+            index,
+            params,
+            timeout,
+        } = plan
+        else {
+            unreachable!("only offloaded jobs come here");
+        };
+        let Work::Offload(job) = &core.router.routes()[index].handler.work else {
+            unreachable!("only offloaded jobs come here");
+        };
+        let input = job_input(&head, params, body, core.cpu);
+        let response = match self.offload(index, job.clone(), input, timeout).await {
+            Some(response) => response,
+            None => return Step::Gone(Closed::ClientGone),
+        };
+        self.encode_answer(&head, Some(index), response)
+    }
+
+    /// Counts and encodes `response` to `head`; `Close` when the
+    /// connection ends with it.
+    fn encode_answer(
+        &mut self,
+        head: &RequestHead,
+        route: Option<usize>,
+        response: Response,
+    ) -> Step {
+        let core = &self.core;
         core.stats.count_request(core.index, route, response.status);
+        // HEAD is GET without the body (RFC 9110 section 9.3.2).
+        let head_only = head.method == "HEAD";
         let keep_alive = head.keep_alive && !core.shutdown.is_fired();
         response.encode_into(&mut self.out, head.version, keep_alive, head_only);
         self.answered += 1;
@@ -522,11 +590,6 @@ impl Connection {
             } else {
                 Closed::AsAsked
             });
-        }
-        if self.out.len() >= FLUSH_THRESHOLD {
-            if let Err(err) = self.flush().await {
-                return Step::Gone(Closed::Io(err));
-            }
         }
         Step::NeedMore
     }
@@ -675,6 +738,7 @@ impl Connection {
             return Ok(());
         }
         let result = self.stream.write_all(&self.out).await;
+        self.sent_bound = self.sent_bound.saturating_add(self.out.len());
         self.out.clear();
         if self.out.capacity() > 4 * FLUSH_THRESHOLD {
             self.out.shrink_to(FLUSH_THRESHOLD);

@@ -85,9 +85,9 @@ pub async fn run(core: Rc<IoCore>, listener: TcpListener, listen_fd: RawFd) {
     loop {
         // Shutdown first, so an accept that fails at once every time
         // cannot keep the loop from seeing it. This loop is the only taker
-        // of its SO_REUSEPORT listener's queue, which glommio's synchronous
-        // accept relies on (patch 6: a poll that saw a connection queued
-        // means the blocking accept4 after it finds one).
+        // of its SO_REUSEPORT listener's queue: glommio (patch 6) tries a
+        // non-blocking accept4 first and only then the ring's accept, which
+        // nothing else can then race for a connection.
         let accepted = future::or(
             async {
                 core.shutdown.wait().await;
