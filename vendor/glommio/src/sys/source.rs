@@ -142,6 +142,13 @@ pub(crate) struct InnerSource {
 }
 
 impl InnerSource {
+    /// heavylift patch 14: whether this source reports its latencies (queued
+    /// -> submitted -> fulfilled -> consumed), the only use of the three
+    /// timestamps; the clock is read for them only then.
+    pub(crate) fn collects_latency(&self) -> bool {
+        self.stats_collection.and_then(|x| x.latency).is_some()
+    }
+
     pub(crate) fn update_source_type(&mut self, source_type: SourceType) -> SourceType {
         std::mem::replace(&mut self.source_type, source_type)
     }
