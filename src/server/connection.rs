@@ -29,7 +29,7 @@ use crate::jobs::worker::run_caught;
 use crate::jobs::{
     outcome_response, CancelToken, JobContext, JobFn, JobInput, JobOutcome, JobState,
 };
-use crate::router::{job_input, Request, Resolved, Route, Router, Work};
+use crate::router::{job_input, Request, Resolved, Route, Work};
 
 /// Encoded answers are written out once they pass this size, even mid-batch.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -84,17 +84,14 @@ struct Current {
     plan: Plan,
 }
 
-impl Current {
-    /// Whether it is answered by a job on a compute core, which the
-    /// connection then awaits.
-    fn offloads(&self, router: &Router) -> bool {
-        match self.plan {
-            Plan::Route { index, .. } => {
-                matches!(router.routes()[index].handler.work, Work::Offload(_))
-            }
-            Plan::Answer { .. } => false,
-        }
-    }
+/// A request answered by a job on a compute core, ready to be sent there;
+/// the connection then awaits the job's outcome.
+struct Offloaded {
+    head: RequestHead,
+    route: usize,
+    job: JobFn,
+    input: JobInput,
+    timeout: Option<Duration>,
 }
 
 /// What a routed head will get once its body is here.
@@ -412,14 +409,13 @@ impl Connection {
                     let Some(current) = self.current.take() else {
                         continue;
                     };
-                    let step = if current.offloads(&self.core.router) {
+                    let step = match self.answer_now(current, body) {
+                        Ok(step) => step,
                         // Boxed: the wait's state would otherwise be part of
                         // every connection's future (2080 -> 1352 bytes per
                         // connection, with the other boxed waits); only
                         // offloaded jobs pay the allocation.
-                        Box::pin(self.answer(current, body)).await
-                    } else {
-                        self.answer_now(current, body)
+                        Err(offloaded) => Box::pin(self.answer_offloaded(offloaded)).await,
                     };
                     match step {
                         Step::NeedMore if self.out.len() >= FLUSH_THRESHOLD => {
@@ -514,17 +510,24 @@ impl Connection {
 
     /// Serves one request whose body has arrived and encodes its answer,
     /// when that needs no wait: a fixed answer, a fast handler, an inline
-    /// job (run here, blocking the core: the `/slow` baseline). Offloaded
-    /// jobs go to [`answer`]. Fast requests thus cost no boxed future (one
-    /// allocation each).
+    /// job (run here, blocking the core: the `/slow` baseline). An offloaded
+    /// job comes back as `Err`, for [`answer_offloaded`]. Fast requests thus
+    /// cost no boxed future (one allocation each).
     ///
-    /// [`answer`]: Connection::answer
-    fn answer_now(&mut self, current: Current, body: Vec<u8>) -> Step {
+    /// [`answer_offloaded`]: Connection::answer_offloaded
+    // The large `Err` is moved once, into the boxed future that awaits the
+    // job; boxing it here would cost every offloaded job one more allocation.
+    #[allow(clippy::result_large_err)]
+    fn answer_now(&mut self, current: Current, body: Vec<u8>) -> Result<Step, Offloaded> {
         let core = self.core.clone();
         let Current { head, plan } = current;
         let (route, response) = match plan {
             Plan::Answer { route, response } => (route, response),
-            Plan::Route { index, params, .. } => match &core.router.routes()[index].handler.work {
+            Plan::Route {
+                index,
+                params,
+                timeout,
+            } => match &core.router.routes()[index].handler.work {
                 Work::Fast(handler) => (
                     Some(index),
                     handler(&Request {
@@ -539,34 +542,35 @@ impl Connection {
                     let input = job_input(&head, params, body, core.cpu);
                     (Some(index), self.run_inline(job, &input))
                 }
-                Work::Offload(_) => unreachable!("offloaded jobs go to answer"),
+                Work::Offload(job) => {
+                    let input = job_input(&head, params, body, core.cpu);
+                    return Err(Offloaded {
+                        head,
+                        route: index,
+                        job: job.clone(),
+                        input,
+                        timeout,
+                    });
+                }
             },
         };
-        self.encode_answer(&head, route, response)
+        Ok(self.encode_answer(&head, route, response))
     }
 
-    /// Serves an offloaded job's request ([`Current::offloads`]): awaits
-    /// its outcome.
-    async fn answer(&mut self, current: Current, body: Vec<u8>) -> Step {
-        let core = self.core.clone();
-        let Current { head, plan } = current;
-        let Plan::Route {
-            index,
-            params,
+    /// Sends an offloaded job to a compute core, awaits its outcome and
+    /// encodes the answer.
+    async fn answer_offloaded(&mut self, offloaded: Offloaded) -> Step {
+        let Offloaded {
+            head,
+            route,
+            job,
+            input,
             timeout,
-        } = plan
-        else {
-            unreachable!("only offloaded jobs come here");
-        };
-        let Work::Offload(job) = &core.router.routes()[index].handler.work else {
-            unreachable!("only offloaded jobs come here");
-        };
-        let input = job_input(&head, params, body, core.cpu);
-        let response = match self.offload(index, job.clone(), input, timeout).await {
-            Some(response) => response,
-            None => return Step::Gone(Closed::ClientGone),
-        };
-        self.encode_answer(&head, Some(index), response)
+        } = offloaded;
+        match self.offload(route, job, input, timeout).await {
+            Some(response) => self.encode_answer(&head, Some(route), response),
+            None => Step::Gone(Closed::ClientGone),
+        }
     }
 
     /// Counts and encodes `response` to `head`; `Close` when the
