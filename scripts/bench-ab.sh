@@ -53,10 +53,9 @@ for label in ("old", "new"):
               f"cpu_us_per_req={statistics.median(x[1] for x in r):.2f}")
 pairs = list(zip([x[0] for x in runs.get("old", [])], [x[0] for x in runs.get("new", [])]))
 if pairs:
-    import math
     ratios = [n / o for o, n in pairs]
     print(f"new/old req/s, geometric mean of {len(pairs)} pairs: "
-          f"{math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f} "
+          f"{statistics.geometric_mean(ratios):.3f} "
           f"(pairs {min(ratios):.2f}-{max(ratios):.2f})")
 EOF
 rm -f "$LOG"

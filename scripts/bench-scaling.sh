@@ -135,14 +135,13 @@ run_step() {
   wait "$pid" 2>/dev/null || true
   echo "$out" >"$OUT/wrk-$k-$mixed.txt"
   python3 - "$OUT/wrk-$k-$mixed.txt" "$g" "$((t1 - t0))" "$DURATION" "$(getconf CLK_TCK)" <<'EOF'
-import re, sys
-t = open(sys.argv[1]).read()
+import sys
+sys.path.insert(0, "scripts/bench")
+from wrk_parse import parse
+w = parse(open(sys.argv[1]).read())
 g, ticks, secs, hz = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-rps = re.search(r"Requests/sec:\s+([\d.]+)", t)
-p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\b", t, re.M)
-scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-print(rps.group(1) if rps else 0, f"{float(p99.group(1)) * scale[p99.group(2)]:.2f}" if p99 else "-",
-      g, f"{ticks / hz / secs:.2f}")
+p99 = w.get("p99_ms")
+print(w["rps"] or 0, f"{p99:.2f}" if p99 is not None else "-", g, f"{ticks / hz / secs:.2f}")
 EOF
 }
 

@@ -15,7 +15,6 @@ medians of the /slow_threaded?n=1 and /fast p50s; (f) CPython ms / heavylift ms.
 
 import csv
 import json
-import math
 import os
 import statistics
 import sys
@@ -55,7 +54,7 @@ def summarize(data, r):
     ng = values(data, r, "a", "nginx", "rps")
     pairs = [hl[k] / ng[k] for k in hl if k in ng and ng[k] and hl[k]]
     s["a_pairs"] = len(pairs)
-    s["a_ratio_geomean"] = math.exp(sum(map(math.log, pairs)) / len(pairs)) if pairs else None
+    s["a_ratio_geomean"] = statistics.geometric_mean(pairs) if pairs else None
     s["a_ratio_min"] = min(pairs) if pairs else None
     s["a_ratio_max"] = max(pairs) if pairs else None
     s["a_hl_rps"] = median(hl.values())
