@@ -14,5 +14,6 @@ mod http_conformance;
 mod isolation;
 mod limits;
 mod overload;
+mod ring_recv;
 mod routes;
 mod stats;

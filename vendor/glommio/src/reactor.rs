@@ -443,6 +443,14 @@ impl Reactor {
         source
     }
 
+    /// heavylift patch 16: a receive on `fd` whose buffer the kernel takes
+    /// from the provided-buffer ring when bytes arrive (none is held while
+    /// it waits); `None` when the kernel could not register the ring.
+    pub(crate) fn recv_select(&self, fd: RawFd) -> Option<Source> {
+        self.sys
+            .recv_select(|selected| self.new_source(fd, SourceType::SockRecvSelect(selected), None))
+    }
+
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys

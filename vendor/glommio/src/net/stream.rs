@@ -221,6 +221,9 @@ pub(crate) struct NonBufferedStream<S> {
     stream: S,
     source_tx: Option<Source>,
     source_rx: Option<Source>,
+    /// heavylift patch 16: wait for bytes with a ring receive into a
+    /// provided buffer, not a poll followed by recv(2).
+    ring_recv: bool,
     write_timeout: Timeout,
     read_timeout: Timeout,
 }
@@ -239,10 +242,60 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             return Poll::Pending;
         }
         let reactor = self.reactor.upgrade().unwrap();
-        let source = reactor.poll_read_ready(self.stream.as_raw_fd());
+        let source = self.arm_read(&reactor);
         source.add_waiter_single(cx.waker());
         self.source_rx = Some(source);
         Poll::Pending
+    }
+
+    /// heavylift patch 16: what waits for the next bytes: a ring receive
+    /// into a provided buffer when this stream was set to and the reactor
+    /// has the buffers, else a poll.
+    fn arm_read(&self, reactor: &Reactor) -> Source {
+        let fd = self.stream.as_raw_fd();
+        if self.ring_recv {
+            if let Some(source) = reactor.recv_select(fd) {
+                return source;
+            }
+        }
+        reactor.poll_read_ready(fd)
+    }
+
+    /// heavylift patch 16: the bytes a completed ring receive holds, copied
+    /// into `buf`; they come before anything still in the socket. `None`
+    /// when there is no such receive or it got nothing usable (the ring was
+    /// out of buffers, it was cancelled): the caller then reads the socket.
+    fn take_received(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        let source = self.source_rx.as_ref()?;
+        let result = source.result()?;
+        let mut source_type = source.source_type_mut();
+        let SourceType::SockRecvSelect(selected) = &mut *source_type else {
+            return None;
+        };
+        let taken = match result {
+            Ok(_) if selected.holds() => {
+                let n = selected.take_into(buf);
+                if selected.remaining() > 0 {
+                    // The rest is taken by the next read; the source stays.
+                    return Some(Ok(n));
+                }
+                Some(Ok(n))
+            }
+            Ok(0) => Some(Ok(0)),
+            Ok(_) => None,
+            Err(err)
+                if matches!(
+                    err.raw_os_error(),
+                    Some(libc::ENOBUFS | libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT)
+                ) =>
+            {
+                None
+            }
+            Err(err) => Some(Err(err)),
+        };
+        drop(source_type);
+        self.source_rx = None;
+        taken
     }
 
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
@@ -274,6 +327,15 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
 
+        if let Some(result) = self.take_received(buf) {
+            self.read_timeout.cancel_timer(reactor);
+            let result = poll_err!(result);
+            if result > 0 && result < buf.len() && self.source_rx.is_none() {
+                self.source_rx = Some(self.arm_read(reactor));
+            }
+            return Poll::Ready(Ok(result));
+        }
+
         let no_pending_poll = self
             .source_rx
             .as_ref()
@@ -289,7 +351,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
                 // the next time `poll_read` is called, it will be known immediately
                 // whether the underlying stream is ready for reading.
                 if result > 0 && result < buf.len() {
-                    self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
+                    self.source_rx = Some(self.arm_read(reactor));
                     // The `rush_dispatch`s here and after could be removed to
                     // improve performance if #458 is handled appropriately.
                     // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
@@ -301,7 +363,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         poll_err!(self.read_timeout.check(reactor));
 
         if no_pending_poll {
-            self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
+            self.source_rx = Some(self.arm_read(reactor));
             // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
         }
 
@@ -379,6 +441,7 @@ where
             stream: socket.into(),
             source_tx: None,
             source_rx: None,
+            ring_recv: false,
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
         };
@@ -416,6 +479,11 @@ impl<S: AsRawFd> GlommioStream<S, NonBuffered> {
     /// heavylift patch 8: see `NonBufferedStream::poll_readable`.
     pub(crate) fn poll_readable(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
         self.stream.poll_readable(cx)
+    }
+
+    /// heavylift patch 16: see [`crate::net::TcpStream::set_ring_recv`].
+    pub(crate) fn set_ring_recv(&mut self, on: bool) {
+        self.stream.ring_recv = on;
     }
 }
 

@@ -436,6 +436,18 @@ impl TcpStream {
             .map_err(Into::into)
     }
 
+    /// heavylift patch 16: with `on`, this stream waits for bytes with an
+    /// io_uring receive whose buffer the kernel takes from a ring of
+    /// provided buffers (Linux 5.19+) when they arrive, instead of a poll
+    /// followed by `recv(2)`: one system call fewer per read that has to
+    /// wait, and still no buffer held while it waits. The bytes such a
+    /// receive took are no longer in the socket, so [`TcpStream::peek`]
+    /// does not see them; reads do. Where the kernel has no such rings the
+    /// stream keeps to poll and `recv(2)`. Off by default.
+    pub fn set_ring_recv(&mut self, on: bool) {
+        self.stream.set_ring_recv(on)
+    }
+
     /// Creates a TCP connection to the specified address.
     ///
     /// # Examples

@@ -35,6 +35,9 @@ pub(crate) enum SourceType {
     PollAdd,
     SockSend(DmaBuffer),
     SockRecv(Option<DmaBuffer>),
+    /// heavylift patch 16: a receive that takes its buffer from the ring of
+    /// provided buffers when bytes arrive.
+    SockRecvSelect(crate::sys::buf_ring::SelectedBuf),
     // heavylift patch 9: the four variants that hold a socket address are
     // boxed, so every `InnerSource` (one per I/O in flight, and one per
     // idle connection's read poll) is about 200 bytes smaller.

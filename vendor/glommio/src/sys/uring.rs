@@ -36,6 +36,7 @@ use crate::{
     sys::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
+        buf_ring::{self, BufRing, SelectedBuf},
         dma_buffer::{BufferStorage, DmaBuffer},
         DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer, PollableStatus, Source,
         SourceType, Statx, TimeSpec64,
@@ -77,6 +78,9 @@ enum UringOpDescriptor {
     SockSendMsg(*mut libc::msghdr, i32),
     SockRecv(usize, i32),
     SockRecvMsg(usize, i32),
+    /// heavylift patch 16: a receive into a buffer the kernel selects from
+    /// [`buf_ring::RECV_GROUP`] when bytes arrive; the poll is armed first.
+    SockRecvSelect,
     Nop,
 }
 
@@ -430,6 +434,14 @@ fn fill_sqe<F>(
                     };
                 });
             }
+            UringOpDescriptor::SockRecvSelect => {
+                sqe.prep_recv(op.fd, &mut [], MsgFlags::empty());
+                let raw = sqe.raw_mut();
+                raw.len = buf_ring::BUF_SIZE;
+                raw.flags |= uring_sys::IOSQE_BUFFER_SELECT;
+                raw.ioprio = buf_ring::IORING_RECVSEND_POLL_FIRST;
+                raw.buf_index.buf_index.index_or_group = buf_ring::RECV_GROUP;
+            }
             UringOpDescriptor::Nop => sqe.prep_nop(),
         }
         sqe.set_user_data(user_data);
@@ -558,6 +570,14 @@ where
             .consume_source(from_user_data(value.user_data()));
 
         let result = value.result();
+        // heavylift patch 16: a completion that used a provided buffer hands
+        // it to its source, which gives it back to the ring when dropped
+        // (also when no one is left to read it).
+        if let Some(bid) = buf_ring::BufRing::buffer_id(value.raw_flags()) {
+            if let SourceType::SockRecvSelect(selected) = &mut src.borrow_mut().source_type {
+                selected.fill(bid, value.raw_result().max(0) as usize);
+            }
+        }
 
         let mut woke = false;
         if try_process(src.borrow()).is_none() {
@@ -1261,6 +1281,12 @@ impl UringCommon for SleepableRing {
 }
 
 pub(crate) struct Reactor {
+    /// heavylift patch 16: provided buffers for socket receives on the main
+    /// ring, registered by the first such receive (executors that never
+    /// receive, like heavylift's compute cores, hold none); `Some(None)`
+    /// where the kernel cannot register them. First, so that it is
+    /// unregistered (and freed) before the main ring closes.
+    recv_bufs: std::cell::OnceCell<Option<Rc<BufRing>>>,
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
     main_ring: RefCell<SleepableRing>,
     latency_ring: RefCell<SleepableRing>,
@@ -1397,6 +1423,7 @@ impl Reactor {
         }
 
         Ok(Reactor {
+            recv_bufs: Default::default(),
             main_ring: RefCell::new(main_ring),
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
@@ -1540,6 +1567,26 @@ impl Reactor {
             op,
             &mut self.source_map.borrow_mut(),
         );
+    }
+
+    /// heavylift patch 16: a receive on `fd` into a provided buffer, or
+    /// `None` when this reactor has no ring of them.
+    pub(crate) fn recv_select(
+        &self,
+        source_for: impl FnOnce(SelectedBuf) -> Source,
+    ) -> Option<Source> {
+        let ring = self
+            .recv_bufs
+            .get_or_init(|| BufRing::register(self.main_ring.borrow().ring_fd()))
+            .as_ref()?;
+        let source = source_for(SelectedBuf::new(ring.clone()));
+        queue_request_into_ring(
+            &mut *self.main_ring.borrow_mut(),
+            &source,
+            UringOpDescriptor::SockRecvSelect,
+            &mut self.source_map.borrow_mut(),
+        );
+        Some(source)
     }
 
     pub(crate) fn recv(&self, source: &Source, len: usize, flags: MsgFlags) {

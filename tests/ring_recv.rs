@@ -1,0 +1,109 @@
+//! Requests read by ring receives into provided buffers (glommio patch 16):
+//! once a keep-alive connection has answered a request, its next bytes are
+//! received by the kernel into one of 128 shared 4 KiB buffers and copied
+//! out. These tests send what straddles those limits: more than one buffer
+//! (or than the 512-byte first read buffer) in one write, and more
+//! connections sending at once than there are buffers, where receives
+//! complete with ENOBUFS and the stream reads the socket itself.
+
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::util::*;
+
+/// A GET of `/fast?id=ID` carrying a header of `pad` bytes.
+fn padded_get(id: usize, pad: usize) -> String {
+    format!(
+        "GET /fast?id={id} HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(pad)
+    )
+}
+
+#[test]
+fn pipelined_requests_larger_than_a_receive_buffer_lose_no_byte() {
+    let server = TestServer::start();
+    for pads in [
+        vec![0, 0, 0],
+        vec![500, 20, 4000],
+        vec![4000, 4000, 10],
+        vec![4070, 7000, 0, 3000],
+        vec![7500, 7500, 7500],
+    ] {
+        let mut s = connect(server.addr, QUICK);
+        // The first answer leaves a ring receive armed for what follows.
+        s.write_all(padded_get(100, 0).as_bytes()).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        assert_eq!(
+            read_reply(&mut r, false).expect("first reply").text(),
+            "fast result 100"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+
+        let batch: String = pads
+            .iter()
+            .enumerate()
+            .map(|(i, &pad)| padded_get(i, pad))
+            .collect();
+        s.write_all(batch.as_bytes()).unwrap();
+        for i in 0..pads.len() {
+            let reply = read_reply(&mut r, false).unwrap_or_else(|| panic!("{pads:?}: reply {i}"));
+            assert_eq!(reply.status, 200, "{pads:?}: {}", reply.text());
+            assert_eq!(reply.text(), format!("fast result {i}"), "{pads:?}");
+        }
+    }
+}
+
+#[test]
+fn an_upload_after_a_first_request_arrives_whole() {
+    let server = TestServer::start();
+    let mut s = connect(server.addr, SLOW);
+    s.write_all(padded_get(1, 0).as_bytes()).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    assert_eq!(read_reply(&mut r, false).unwrap().text(), "fast result 1");
+    std::thread::sleep(Duration::from_millis(20));
+    // 300 KiB of text that gzip round-trips: many receive buffers' worth.
+    let body: Vec<u8> = (0..300 * 1024)
+        .map(|i| b"heavylift ring "[i % 15])
+        .collect();
+    write!(
+        s,
+        "POST /gzip HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    let reply = read_reply(&mut r, false).expect("gzip reply");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&reply.body[..]), &mut out)
+        .expect("valid gzip");
+    assert!(out == body, "round trip differs: {} bytes back", out.len());
+    // And the connection still serves.
+    s.write_all(padded_get(2, 0).as_bytes()).unwrap();
+    assert_eq!(read_reply(&mut r, false).unwrap().text(), "fast result 2");
+}
+
+#[test]
+fn more_connections_sending_at_once_than_receive_buffers_are_all_answered() {
+    let server = TestServer::start();
+    const CONNS: usize = 600;
+    let mut conns: Vec<(TcpStream, BufReader<TcpStream>)> = (0..CONNS)
+        .map(|_| {
+            let s = connect(server.addr, SLOW);
+            let r = BufReader::new(s.try_clone().unwrap());
+            (s, r)
+        })
+        .collect();
+    for round in 0..3 {
+        // Every request written before any answer is read: hundreds of
+        // receives complete in one batch, more than the 128 buffers.
+        for (i, (s, _)) in conns.iter_mut().enumerate() {
+            s.write_all(padded_get(i, 200).as_bytes()).unwrap();
+        }
+        for (i, (_, r)) in conns.iter_mut().enumerate() {
+            let reply = read_reply(r, false).unwrap_or_else(|| panic!("round {round}: conn {i}"));
+            assert_eq!(reply.text(), format!("fast result {i}"), "round {round}");
+        }
+    }
+}

@@ -1,0 +1,256 @@
+// heavylift patch 16: a ring of provided buffers (IORING_REGISTER_PBUF_RING,
+// Linux 5.19) for socket receives on the main ring.
+//
+// A receive armed with IOSQE_BUFFER_SELECT holds no memory while it waits:
+// the kernel takes a buffer from this ring only when bytes arrive, and the
+// completion names it (IORING_CQE_F_BUFFER, the id in the flags' high 16
+// bits). The bytes are then copied out and the buffer goes back to the ring
+// by writing one entry and advancing the shared tail: no system call.
+use std::{
+    alloc::{alloc_zeroed, dealloc, Layout},
+    cell::Cell,
+    os::unix::io::RawFd,
+    rc::Rc,
+    sync::atomic::{AtomicU16, Ordering},
+};
+
+/// The kernel's `struct io_uring_buf`; entry 0's `resv` is the ring's tail.
+#[repr(C)]
+struct RingEntry {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+/// The kernel's `struct io_uring_buf_reg`.
+#[repr(C)]
+struct BufReg {
+    ring_addr: u64,
+    ring_entries: u32,
+    bgid: u16,
+    flags: u16,
+    resv: [u64; 3],
+}
+
+const IORING_REGISTER_PBUF_RING: libc::c_uint = 22;
+const IORING_UNREGISTER_PBUF_RING: libc::c_uint = 23;
+/// `sqe.ioprio` for a receive: arm the poll first, without trying the
+/// receive (the caller has just found the socket empty).
+pub(crate) const IORING_RECVSEND_POLL_FIRST: u16 = 1;
+/// `cqe.flags`: the completion used a provided buffer, id in bits 16..32.
+pub(crate) const IORING_CQE_F_BUFFER: u32 = 1;
+const IORING_CQE_BUFFER_SHIFT: u32 = 16;
+
+/// The group id heavylift's receives select from (one group per ring).
+pub(crate) const RECV_GROUP: u16 = 0x4c48;
+/// Buffers in the ring: completions that can hold a buffer before their
+/// task copies it out. A receive that finds the ring empty completes with
+/// ENOBUFS and the stream falls back to recv(2), so this bounds memory,
+/// not correctness.
+const ENTRIES: u16 = 128;
+/// Bytes per buffer: a request head of a typical client (curl, wrk,
+/// browsers: 80-1500 bytes) fits in one; a longer read leaves the rest in
+/// the socket for the next recv(2).
+pub(crate) const BUF_SIZE: u32 = 4096;
+
+/// One ring of [`ENTRIES`] buffers of [`BUF_SIZE`] bytes registered with one
+/// io_uring instance (512 KiB per ring).
+#[derive(Debug)]
+pub(crate) struct BufRing {
+    ring_fd: RawFd,
+    entries: *mut RingEntry,
+    bufs: *mut u8,
+    /// The tail as we last published it.
+    tail: Cell<u16>,
+}
+
+fn entries_layout() -> Layout {
+    Layout::from_size_align(ENTRIES as usize * std::mem::size_of::<RingEntry>(), 4096).unwrap()
+}
+
+fn bufs_layout() -> Layout {
+    Layout::from_size_align(ENTRIES as usize * BUF_SIZE as usize, 4096).unwrap()
+}
+
+impl BufRing {
+    /// Registers a ring with the io_uring `ring_fd`; `None` when the kernel
+    /// cannot (before 5.19) or memory is short, and the caller then keeps
+    /// to poll plus recv(2).
+    pub(crate) fn register(ring_fd: RawFd) -> Option<Rc<BufRing>> {
+        // SAFETY: non-zero sizes; checked for null below.
+        let entries = unsafe { alloc_zeroed(entries_layout()) } as *mut RingEntry;
+        if entries.is_null() {
+            return None;
+        }
+        let bufs = unsafe { alloc_zeroed(bufs_layout()) };
+        if bufs.is_null() {
+            unsafe { dealloc(entries as *mut u8, entries_layout()) };
+            return None;
+        }
+        let reg = BufReg {
+            ring_addr: entries as u64,
+            ring_entries: ENTRIES as u32,
+            bgid: RECV_GROUP,
+            flags: 0,
+            resv: [0; 3],
+        };
+        // SAFETY: `reg` is a valid io_uring_buf_reg naming memory we own.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_register,
+                ring_fd,
+                IORING_REGISTER_PBUF_RING,
+                &reg as *const BufReg,
+                1,
+            )
+        };
+        if rc != 0 {
+            unsafe {
+                dealloc(bufs, bufs_layout());
+                dealloc(entries as *mut u8, entries_layout());
+            }
+            return None;
+        }
+        let ring = BufRing {
+            ring_fd,
+            entries,
+            bufs,
+            tail: Cell::new(0),
+        };
+        for bid in 0..ENTRIES {
+            ring.push(bid);
+        }
+        Some(Rc::new(ring))
+    }
+
+    /// Gives buffer `bid` back to the kernel.
+    fn push(&self, bid: u16) {
+        let tail = self.tail.get();
+        // SAFETY: the index is masked into the ring; the kernel reads an
+        // entry only between the old and the new tail, published below.
+        unsafe {
+            let entry = &mut *self.entries.add((tail & (ENTRIES - 1)) as usize);
+            entry.addr = self.bufs.add(bid as usize * BUF_SIZE as usize) as u64;
+            entry.len = BUF_SIZE;
+            entry.bid = bid;
+            let shared_tail = &*(std::ptr::addr_of_mut!((*self.entries).resv) as *const AtomicU16);
+            shared_tail.store(tail.wrapping_add(1), Ordering::Release);
+        }
+        self.tail.set(tail.wrapping_add(1));
+    }
+
+    /// The id of the buffer a completion with `cqe_flags` used, if any.
+    pub(crate) fn buffer_id(cqe_flags: u32) -> Option<u16> {
+        (cqe_flags & IORING_CQE_F_BUFFER != 0)
+            .then_some((cqe_flags >> IORING_CQE_BUFFER_SHIFT) as u16)
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        let reg = BufReg {
+            ring_addr: 0,
+            ring_entries: 0,
+            bgid: RECV_GROUP,
+            flags: 0,
+            resv: [0; 3],
+        };
+        // SAFETY: as in `register`.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_register,
+                self.ring_fd,
+                IORING_UNREGISTER_PBUF_RING,
+                &reg as *const BufReg,
+                1,
+            )
+        };
+        // Free the memory only once the kernel has let go of it; if the
+        // ring is already gone a request may still be finishing, so leak.
+        if rc == 0 {
+            unsafe {
+                dealloc(self.bufs, bufs_layout());
+                dealloc(self.entries as *mut u8, entries_layout());
+            }
+        }
+    }
+}
+
+/// What a receive armed with buffer selection got: the ring it selects
+/// from and, once completed with bytes, the buffer holding them. The
+/// buffer goes back to the ring when this is dropped, so a receive whose
+/// source was dropped before it completed returns its buffer too.
+#[derive(Debug)]
+pub(crate) struct SelectedBuf {
+    ring: Rc<BufRing>,
+    bid: Option<u16>,
+    len: u32,
+    pos: u32,
+}
+
+impl SelectedBuf {
+    pub(crate) fn new(ring: Rc<BufRing>) -> SelectedBuf {
+        SelectedBuf {
+            ring,
+            bid: None,
+            len: 0,
+            pos: 0,
+        }
+    }
+
+    /// Records the completion: buffer `bid` holds `len` bytes.
+    pub(crate) fn fill(&mut self, bid: u16, len: usize) {
+        debug_assert!(self.bid.is_none() && bid < ENTRIES);
+        self.bid = Some(bid);
+        self.len = (len as u32).min(BUF_SIZE);
+        self.pos = 0;
+    }
+
+    /// Whether a buffer is held (the receive completed with bytes).
+    pub(crate) fn holds(&self) -> bool {
+        self.bid.is_some()
+    }
+
+    /// Copies the bytes not yet taken into `out`; returns how many. The
+    /// buffer goes back to the ring once all are taken.
+    pub(crate) fn take_into(&mut self, out: &mut [u8]) -> usize {
+        let Some(bid) = self.bid else {
+            return 0;
+        };
+        let left = (self.len - self.pos) as usize;
+        let n = left.min(out.len());
+        // SAFETY: the kernel wrote `len` bytes into buffer `bid` and gave
+        // it to us; it is not in the ring until `push`.
+        unsafe {
+            let src = self
+                .ring
+                .bufs
+                .add(bid as usize * BUF_SIZE as usize + self.pos as usize);
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), n);
+        }
+        self.pos += n as u32;
+        if self.pos == self.len {
+            self.bid = None;
+            self.ring.push(bid);
+        }
+        n
+    }
+
+    /// Bytes received and not yet taken.
+    pub(crate) fn remaining(&self) -> usize {
+        if self.bid.is_some() {
+            (self.len - self.pos) as usize
+        } else {
+            0
+        }
+    }
+}
+
+impl Drop for SelectedBuf {
+    fn drop(&mut self) {
+        if let Some(bid) = self.bid.take() {
+            self.ring.push(bid);
+        }
+    }
+}
