@@ -58,6 +58,7 @@ pub(crate) const BUF_SIZE: u32 = 4096;
 /// io_uring instance (512 KiB per ring).
 #[derive(Debug)]
 pub(crate) struct BufRing {
+    /// A descriptor of the ring of our own (see `register`).
     ring_fd: RawFd,
     entries: *mut RingEntry,
     bufs: *mut u8,
@@ -105,15 +106,27 @@ impl BufRing {
                 1,
             )
         };
-        if rc != 0 {
+        // Our own reference to the ring: it stays open (its requests
+        // pending, none torn down) until `drop` has unregistered the
+        // buffers, whenever glommio closes its descriptor, and the
+        // unregistering can never reach another ring that reused the number.
+        let own_fd = if rc == 0 {
+            unsafe { libc::fcntl(ring_fd, libc::F_DUPFD_CLOEXEC, 0) }
+        } else {
+            -1
+        };
+        if own_fd < 0 {
             unsafe {
+                if rc == 0 {
+                    unregister(ring_fd);
+                }
                 dealloc(bufs, bufs_layout());
                 dealloc(entries as *mut u8, entries_layout());
             }
             return None;
         }
         let ring = BufRing {
-            ring_fd,
+            ring_fd: own_fd,
             entries,
             bufs,
             tail: Cell::new(0),
@@ -147,32 +160,39 @@ impl BufRing {
     }
 }
 
+/// Unregisters [`RECV_GROUP`] from the io_uring `ring_fd`; true when it was
+/// registered there. After it returns no request can select a buffer: those
+/// still waiting complete with ENOBUFS.
+unsafe fn unregister(ring_fd: RawFd) -> bool {
+    let reg = BufReg {
+        ring_addr: 0,
+        ring_entries: 0,
+        bgid: RECV_GROUP,
+        flags: 0,
+        resv: [0; 3],
+    };
+    libc::syscall(
+        libc::SYS_io_uring_register,
+        ring_fd,
+        IORING_UNREGISTER_PBUF_RING,
+        &reg as *const BufReg,
+        1,
+    ) == 0
+}
+
 impl Drop for BufRing {
     fn drop(&mut self) {
-        let reg = BufReg {
-            ring_addr: 0,
-            ring_entries: 0,
-            bgid: RECV_GROUP,
-            flags: 0,
-            resv: [0; 3],
-        };
-        // SAFETY: as in `register`.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_io_uring_register,
-                self.ring_fd,
-                IORING_UNREGISTER_PBUF_RING,
-                &reg as *const BufReg,
-                1,
-            )
-        };
-        // Free the memory only once the kernel has let go of it; if the
-        // ring is already gone a request may still be finishing, so leak.
-        if rc == 0 {
-            unsafe {
+        // SAFETY: `ring_fd` is our own descriptor of the ring, so the ring
+        // is still there. The kernel copies into a buffer only while it
+        // selects one (in this thread's task work, under the ring's lock),
+        // so once unregistered nothing writes into the memory. If it ever
+        // fails, the memory is leaked rather than freed under the kernel.
+        unsafe {
+            if unregister(self.ring_fd) {
                 dealloc(self.bufs, bufs_layout());
                 dealloc(self.entries as *mut u8, entries_layout());
             }
+            libc::close(self.ring_fd);
         }
     }
 }
