@@ -262,9 +262,12 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     }
 
     /// heavylift patch 16: the bytes a completed ring receive holds, copied
-    /// into `buf`; they come before anything still in the socket. `None`
-    /// when there is no such receive or it got nothing usable (the ring was
-    /// out of buffers, it was cancelled): the caller then reads the socket.
+    /// into `buf`; they come before anything still in the socket, and when
+    /// they leave room in `buf` and more may be queued behind them (a long
+    /// upload), recv(2) reads on into it, so a stream of bytes costs one
+    /// ring round trip per wait, not one per buffer. `None` when there is
+    /// no such receive or it got nothing usable (the ring was out of
+    /// buffers): the caller then reads the socket.
     fn take_received(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         let source = self.source_rx.as_ref()?;
         let result = source.result()?;
@@ -272,30 +275,42 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         let SourceType::SockRecvSelect(selected) = &mut *source_type else {
             return None;
         };
-        let taken = match result {
+        let (taken, more) = match result {
             Ok(_) if selected.holds() => {
                 let n = selected.take_into(buf);
                 if selected.remaining() > 0 {
                     // The rest is taken by the next read; the source stays.
                     return Some(Ok(n));
                 }
-                Some(Ok(n))
+                (Some(Ok(n)), selected.more())
             }
-            Ok(0) => Some(Ok(0)),
-            Ok(_) => None,
+            Ok(0) => (Some(Ok(0)), false),
+            Ok(_) => (None, false),
+            // Not ETIMEDOUT (what glommio makes of ECANCELED): a receive is
+            // cancelled only when its source is dropped, so that one is the
+            // socket's own error.
             Err(err)
                 if matches!(
                     err.raw_os_error(),
-                    Some(libc::ENOBUFS | libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT)
+                    Some(libc::ENOBUFS | libc::EAGAIN | libc::EINTR)
                 ) =>
             {
-                None
+                (None, false)
             }
-            Err(err) => Some(Err(err)),
+            Err(err) => (Some(Err(err)), false),
         };
         drop(source_type);
         self.source_rx = None;
-        taken
+        match taken {
+            Some(Ok(n)) if more && n > 0 && n < buf.len() => {
+                match super::yolo_recv(self.stream.as_raw_fd(), &mut buf[n..]) {
+                    Some(Ok(m)) => Some(Ok(n + m)),
+                    // The error (or end) shows again at the next read.
+                    Some(Err(_)) | None => Some(Ok(n)),
+                }
+            }
+            taken => taken,
+        }
     }
 
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {

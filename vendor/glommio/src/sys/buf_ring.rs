@@ -40,6 +40,8 @@ const IORING_UNREGISTER_PBUF_RING: libc::c_uint = 23;
 pub(crate) const IORING_RECVSEND_POLL_FIRST: u16 = 1;
 /// `cqe.flags`: the completion used a provided buffer, id in bits 16..32.
 pub(crate) const IORING_CQE_F_BUFFER: u32 = 1;
+/// `cqe.flags`: the socket still had bytes queued after this receive.
+const IORING_CQE_F_SOCK_NONEMPTY: u32 = 1 << 2;
 const IORING_CQE_BUFFER_SHIFT: u32 = 16;
 
 /// The group id heavylift's receives select from (one group per ring).
@@ -50,8 +52,8 @@ pub(crate) const RECV_GROUP: u16 = 0x4c48;
 /// not correctness.
 const ENTRIES: u16 = 128;
 /// Bytes per buffer: a request head of a typical client (curl, wrk,
-/// browsers: 80-1500 bytes) fits in one; a longer read leaves the rest in
-/// the socket for the next recv(2).
+/// browsers: 80-1500 bytes) fits in one; what a longer send leaves in the
+/// socket is read with recv(2) straight after (see `SelectedBuf::more`).
 pub(crate) const BUF_SIZE: u32 = 4096;
 
 /// One ring of [`ENTRIES`] buffers of [`BUF_SIZE`] bytes registered with one
@@ -207,6 +209,9 @@ pub(crate) struct SelectedBuf {
     bid: Option<u16>,
     len: u32,
     pos: u32,
+    /// More bytes may wait in the socket: the kernel said so, or they
+    /// filled the whole buffer.
+    more: bool,
 }
 
 impl SelectedBuf {
@@ -216,15 +221,25 @@ impl SelectedBuf {
             bid: None,
             len: 0,
             pos: 0,
+            more: false,
         }
     }
 
-    /// Records the completion: buffer `bid` holds `len` bytes.
-    pub(crate) fn fill(&mut self, bid: u16, len: usize) {
+    /// Records the completion: buffer `bid` holds `len` bytes; `cqe_flags`
+    /// are the completion's flags.
+    pub(crate) fn fill(&mut self, bid: u16, len: usize, cqe_flags: u32) {
         debug_assert!(self.bid.is_none() && bid < ENTRIES);
         self.bid = Some(bid);
         self.len = (len as u32).min(BUF_SIZE);
         self.pos = 0;
+        self.more = cqe_flags & IORING_CQE_F_SOCK_NONEMPTY != 0 || self.len == BUF_SIZE;
+    }
+
+    /// Whether more bytes may be waiting in the socket behind this
+    /// receive's (a long upload): the reader should then go on with
+    /// recv(2), not a receive per buffer.
+    pub(crate) fn more(&self) -> bool {
+        self.more
     }
 
     /// Whether a buffer is held (the receive completed with bytes).

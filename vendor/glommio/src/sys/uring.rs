@@ -575,7 +575,7 @@ where
         // (also when no one is left to read it).
         if let Some(bid) = buf_ring::BufRing::buffer_id(value.raw_flags()) {
             if let SourceType::SockRecvSelect(selected) = &mut src.borrow_mut().source_type {
-                selected.fill(bid, value.raw_result().max(0) as usize);
+                selected.fill(bid, value.raw_result().max(0) as usize, value.raw_flags());
             }
         }
 
@@ -1284,8 +1284,9 @@ pub(crate) struct Reactor {
     /// heavylift patch 16: provided buffers for socket receives on the main
     /// ring, registered by the first such receive (executors that never
     /// receive, like heavylift's compute cores, hold none); `Some(None)`
-    /// where the kernel cannot register them. First, so that it is
-    /// unregistered (and freed) before the main ring closes.
+    /// where the kernel cannot register them. Receives still in the source
+    /// map hold it too, so it can outlive `main_ring`: it keeps a
+    /// descriptor of that ring of its own for unregistering.
     recv_bufs: std::cell::OnceCell<Option<Rc<BufRing>>>,
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
     main_ring: RefCell<SleepableRing>,
