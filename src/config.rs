@@ -62,6 +62,13 @@ pub struct ServeConfig {
     /// [`ExternalWorker::probe`]) that runs every offloaded job instead of
     /// this binary; needs `isolation: Process`. Default is `None`.
     pub external: Option<ExternalWorker>,
+    /// Wait for a connection's next bytes with an io_uring receive into a
+    /// ring of provided buffers (Linux 5.19+: one system call fewer per
+    /// keep-alive request, measured 2.2 -> 1.2 on the I/O core), not a poll
+    /// followed by recv(2). Kernels without such rings get the poll either
+    /// way; `false` asks for it everywhere (to compare, or to test that
+    /// path). Default is `true`.
+    pub ring_recv: bool,
 }
 
 /// Where offloaded jobs run (`--isolation`).
@@ -110,6 +117,7 @@ impl ServeConfig {
             kill_grace: DEFAULT_KILL_GRACE,
             job_memory: None,
             external: None,
+            ring_recv: true,
         }
     }
 }
@@ -189,6 +197,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             // Filled in by the caller from `ExternalWorker::probe(args.worker_cmd)`:
             // probing starts a process, which parsing flags should not.
             external: None,
+            ring_recv: true,
         })
     }
 }

@@ -4,7 +4,9 @@
 //! out. These tests send what straddles those limits: more than one buffer
 //! (or than the 512-byte first read buffer) in one write, and more
 //! connections sending at once than there are buffers, where receives
-//! complete with ENOBUFS and the stream reads the socket itself.
+//! complete with ENOBUFS and the stream reads the socket itself. Each runs
+//! twice: with ring receives, and with `ring_recv: false`, the poll and
+//! recv(2) path that kernels before 5.19 take.
 
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
@@ -20,9 +22,21 @@ fn padded_get(id: usize, pad: usize) -> String {
     )
 }
 
+/// A server per read path: ring receives on, then off.
+fn servers() -> impl Iterator<Item = TestServer> {
+    [true, false]
+        .into_iter()
+        .map(|ring| TestServer::start_with(|c| c.ring_recv = ring))
+}
+
 #[test]
 fn pipelined_requests_larger_than_a_receive_buffer_lose_no_byte() {
-    let server = TestServer::start();
+    for server in servers() {
+        pipelined_batches(&server);
+    }
+}
+
+fn pipelined_batches(server: &TestServer) {
     for pads in [
         vec![0, 0, 0],
         vec![500, 20, 4000],
@@ -56,7 +70,12 @@ fn pipelined_requests_larger_than_a_receive_buffer_lose_no_byte() {
 
 #[test]
 fn an_upload_after_a_first_request_arrives_whole() {
-    let server = TestServer::start();
+    for server in servers() {
+        upload_after_first_request(&server);
+    }
+}
+
+fn upload_after_first_request(server: &TestServer) {
     let mut s = connect(server.addr, SLOW);
     s.write_all(padded_get(1, 0).as_bytes()).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
@@ -86,7 +105,12 @@ fn an_upload_after_a_first_request_arrives_whole() {
 
 #[test]
 fn more_connections_sending_at_once_than_receive_buffers_are_all_answered() {
-    let server = TestServer::start();
+    for server in servers() {
+        many_at_once(&server);
+    }
+}
+
+fn many_at_once(server: &TestServer) {
     const CONNS: usize = 600;
     let mut conns: Vec<(TcpStream, BufReader<TcpStream>)> = (0..CONNS)
         .map(|_| {

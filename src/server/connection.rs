@@ -170,7 +170,7 @@ pub fn open(core: Rc<IoCore>, mut stream: TcpStream) -> Box<Connection> {
     // Waits for requests with a ring receive into a provided buffer, not a
     // poll then recv(2): one system call fewer per request (glommio patch
     // 16); idle connections still hold no read buffer.
-    stream.set_ring_recv(true);
+    stream.set_ring_recv(core.config.ring_recv);
     let watch = core.timeouts.watch();
     unparked(core, stream, watch, 0, Instant::now())
 }
