@@ -326,12 +326,7 @@ mod tests {
             ..JobInput::default()
         };
         let token = crate::jobs::CancelToken::new();
-        let ctx = JobContext {
-            compute_core: 0,
-            cancel: &token,
-            shared_core: false,
-            queued: std::time::Duration::ZERO,
-        };
+        let ctx = JobContext::new(0, &token, false, std::time::Duration::ZERO);
         let r = crash_job(&input, &ctx).unwrap();
         assert_eq!(r.status, 400);
     }

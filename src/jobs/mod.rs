@@ -23,8 +23,9 @@ pub mod process;
 pub(crate) mod worker;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use cancel::{CancelToken, JobState};
 
@@ -53,9 +54,28 @@ pub struct JobContext<'a> {
     pub shared_core: bool,
     /// Time from dispatch to the job's start (zero for inline jobs).
     pub queued: Duration,
+    /// When the job last offered its CPU, in ns since [`offer_epoch`]; 0
+    /// until its first step.
+    offered_at: AtomicU64,
 }
 
-impl JobContext<'_> {
+impl<'a> JobContext<'a> {
+    /// The context of a job about to start.
+    pub fn new(
+        compute_core: usize,
+        cancel: &'a CancelToken,
+        shared_core: bool,
+        queued: Duration,
+    ) -> JobContext<'a> {
+        JobContext {
+            compute_core,
+            cancel,
+            shared_core,
+            queued,
+            offered_at: AtomicU64::new(0),
+        }
+    }
+
     /// Call between steps: returns true when the job must stop. On a shared
     /// core it also lets the I/O thread run first, so fast requests keep
     /// flowing; on a compute core of its own it offers the CPU to anything
@@ -64,9 +84,24 @@ impl JobContext<'_> {
         if self.shared_core {
             std::thread::yield_now();
         } else {
-            offer_cpu();
+            self.offer_cpu();
         }
         self.cancel.is_cancelled()
+    }
+
+    /// Offers the CPU (`sched_yield`) when [`OFFER_CPU_EVERY`] has passed
+    /// since the job's last offer; its first step only starts the clock (an
+    /// offer there, when the client that just sent the job is still
+    /// runnable on this CPU, added 80 us to a one-step job's round trip).
+    fn offer_cpu(&self) {
+        let now = offer_clock();
+        let last = self.offered_at.load(Ordering::Relaxed);
+        if last == 0 || offer_due(last, now) {
+            if last != 0 {
+                std::thread::yield_now();
+            }
+            self.offered_at.store(now, Ordering::Relaxed);
+        }
     }
 }
 
@@ -85,30 +120,24 @@ impl JobContext<'_> {
 /// with.
 pub const OFFER_CPU_EVERY: Duration = Duration::from_micros(100);
 
-thread_local! {
-    /// When this thread's job last offered its CPU.
-    static LAST_OFFER: std::cell::Cell<Option<std::time::Instant>> =
-        const { std::cell::Cell::new(None) };
+/// The instant [`offer_clock`] counts from.
+fn offer_epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
-/// Offers the CPU (`sched_yield`) when [`OFFER_CPU_EVERY`] has passed since
-/// the last offer; the first call only starts the clock.
-fn offer_cpu() {
-    let now = std::time::Instant::now();
-    LAST_OFFER.with(|last| {
-        if offer_due(last.get(), now) {
-            std::thread::yield_now();
-            last.set(Some(now));
-        } else if last.get().is_none() {
-            last.set(Some(now));
-        }
-    });
+/// Nanoseconds since [`offer_epoch`], at least 1 (0 means "never").
+fn offer_clock() -> u64 {
+    let ns = Instant::now()
+        .saturating_duration_since(offer_epoch())
+        .as_nanos();
+    u64::try_from(ns).unwrap_or(u64::MAX).max(1)
 }
 
-/// Whether a job whose last offer was at `last` (`None`: never) offers its
-/// CPU at `now`.
-fn offer_due(last: Option<std::time::Instant>, now: std::time::Instant) -> bool {
-    last.is_some_and(|then| now.saturating_duration_since(then) >= OFFER_CPU_EVERY)
+/// Whether a job whose last offer was at `last` (ns, [`offer_clock`])
+/// offers its CPU at `now`.
+fn offer_due(last: u64, now: u64) -> bool {
+    now.saturating_sub(last) >= OFFER_CPU_EVERY.as_nanos() as u64
 }
 
 /// CPU time of the calling thread (user + system), from its CPU clock
@@ -305,13 +334,28 @@ mod tests {
 
     #[test]
     fn a_job_offers_its_cpu_once_per_interval_and_not_at_its_first_step() {
-        let t0 = std::time::Instant::now();
-        assert!(!offer_due(None, t0), "the first step only starts the clock");
-        assert!(!offer_due(Some(t0), t0 + OFFER_CPU_EVERY / 2));
-        assert!(offer_due(Some(t0), t0 + OFFER_CPU_EVERY));
-        assert!(offer_due(Some(t0), t0 + 10 * OFFER_CPU_EVERY));
-        // A clock that went backwards (another thread's stamp) never offers.
-        assert!(!offer_due(Some(t0 + OFFER_CPU_EVERY), t0));
+        let every = OFFER_CPU_EVERY.as_nanos() as u64;
+        let t0 = 1_000_000;
+        assert!(!offer_due(t0, t0 + every / 2));
+        assert!(offer_due(t0, t0 + every));
+        assert!(offer_due(t0, t0 + 10 * every));
+        assert!(
+            !offer_due(t0 + every, t0),
+            "a clock read out of order never offers"
+        );
+
+        let token = CancelToken::new();
+        let ctx = JobContext::new(0, &token, false, Duration::ZERO);
+        assert_eq!(ctx.offered_at.load(Ordering::Relaxed), 0);
+        assert!(!ctx.should_stop());
+        let first = ctx.offered_at.load(Ordering::Relaxed);
+        assert_ne!(first, 0, "the first step starts the clock");
+        std::thread::sleep(OFFER_CPU_EVERY * 2);
+        assert!(!ctx.should_stop());
+        assert!(
+            ctx.offered_at.load(Ordering::Relaxed) > first,
+            "a later step offers and restarts it"
+        );
     }
 
     #[test]

@@ -218,12 +218,12 @@ fn run_job(core: &ComputeCore, job: &Job) -> Option<JobOutcome> {
     stats.running.store(true, Relaxed);
     let started = Instant::now();
     let cpu_before = thread_cpu_time();
-    let ctx = JobContext {
-        compute_core: core.cpu,
+    let ctx = JobContext::new(
+        core.cpu,
         cancel,
-        shared_core: core.shared,
-        queued: started.saturating_duration_since(job.dispatched),
-    };
+        core.shared,
+        started.saturating_duration_since(job.dispatched),
+    );
     let result = run_caught(|| (job.run)(&job.input, &ctx));
     let took = started.elapsed();
     let cpu = thread_cpu_time().saturating_sub(cpu_before);

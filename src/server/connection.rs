@@ -605,12 +605,7 @@ impl Connection {
     /// Runs a job on this I/O core, blocking it (the `/slow` baseline).
     fn run_inline(&self, job: &JobFn, input: &JobInput) -> Response {
         let cancel = CancelToken::new();
-        let ctx = JobContext {
-            compute_core: self.core.cpu,
-            cancel: &cancel,
-            shared_core: false,
-            queued: Duration::ZERO,
-        };
+        let ctx = JobContext::new(self.core.cpu, &cancel, false, Duration::ZERO);
         match run_caught(|| job(input, &ctx)) {
             Ok(Ok(response)) => response,
             Ok(Err(_)) => Response::text(500, "inline job stopped without being cancelled"),

@@ -136,12 +136,12 @@ fn serve(socket: UnixStream, cancels: UnixStream, router: Router, memory: Option
             }
             cur.running = Some((id, token.clone()));
         }
-        let ctx = JobContext {
-            compute_core: compute_core as usize,
-            cancel: &token,
+        let ctx = JobContext::new(
+            compute_core as usize,
+            &token,
             shared_core,
-            queued: std::time::Duration::from_micros(queued_micros),
-        };
+            std::time::Duration::from_micros(queued_micros),
+        );
         let frame = run(&router, id, route, &input, &ctx);
         lock(&current).running = None;
         if send(&mut out, &frame).is_err() {
