@@ -1,6 +1,6 @@
 //! Requests read by ring receives into provided buffers (glommio patch 16):
 //! once a keep-alive connection has answered a request, its next bytes are
-//! received by the kernel into one of 128 shared 4 KiB buffers and copied
+//! received by the kernel into one of 64 shared 2 KiB buffers and copied
 //! out. These tests send what straddles those limits: more than one buffer
 //! (or than the 512-byte first read buffer) in one write, and more
 //! connections sending at once than there are buffers, where receives
@@ -121,7 +121,7 @@ fn many_at_once(server: &TestServer) {
         .collect();
     for round in 0..3 {
         // Every request written before any answer is read: hundreds of
-        // receives complete in one batch, more than the 128 buffers.
+        // receives complete in one batch, more than the 64 buffers.
         for (i, (s, _)) in conns.iter_mut().enumerate() {
             s.write_all(padded_get(i, 200).as_bytes()).unwrap();
         }
@@ -129,5 +129,74 @@ fn many_at_once(server: &TestServer) {
             let reply = read_reply(r, false).unwrap_or_else(|| panic!("round {round}: conn {i}"));
             assert_eq!(reply.text(), format!("fast result {i}"), "round {round}");
         }
+    }
+}
+
+/// What the stream's reads returned, in order, until an error or the end.
+#[derive(Debug, PartialEq)]
+enum Read {
+    Bytes(usize),
+    End,
+    Failed(std::io::ErrorKind),
+}
+
+/// A reset right behind exactly one receive buffer's worth of bytes: the
+/// ring receive takes the 2 KiB, the recv(2) that reads on behind it meets
+/// ECONNRESET, which the socket reports only once. The reader must still
+/// see the bytes and then the reset, not a clean end of stream.
+#[test]
+fn a_reset_behind_a_full_receive_buffer_is_an_error_not_an_end() {
+    use futures_lite::AsyncReadExt;
+    use glommio::net::TcpListener;
+
+    for attempt in 0..3 {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            glommio::LocalExecutorBuilder::default()
+                .make()
+                .expect("executor")
+                .run(async move {
+                    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                    addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                    let mut stream = listener.accept().await.unwrap();
+                    stream.set_ring_recv(true);
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let mut reads = Vec::new();
+                    loop {
+                        let read = match stream.read(&mut buf).await {
+                            Ok(0) => Read::End,
+                            Ok(n) => Read::Bytes(n),
+                            Err(err) => Read::Failed(err.kind()),
+                        };
+                        let last = !matches!(read, Read::Bytes(_));
+                        reads.push(read);
+                        if last || reads.len() > 100 {
+                            return reads;
+                        }
+                    }
+                })
+        });
+        let addr = addr_rx.recv_timeout(QUICK).expect("listening");
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let mut writer = &client;
+        writer.write_all(b"hello").unwrap();
+        // Let the server read "hello" and arm its ring receive.
+        std::thread::sleep(Duration::from_millis(100));
+        writer.write_all(&[b'x'; 2048]).unwrap();
+        socket2::SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(client); // a reset, with SO_LINGER 0
+        let reads = server.join().expect("server thread");
+        let bytes: usize = reads
+            .iter()
+            .map(|r| if let Read::Bytes(n) = r { *n } else { 0 })
+            .sum();
+        assert_eq!(bytes, 5 + 2048, "attempt {attempt}: {reads:?}");
+        assert_eq!(
+            reads.last(),
+            Some(&Read::Failed(std::io::ErrorKind::ConnectionReset)),
+            "attempt {attempt}: {reads:?}"
+        );
     }
 }

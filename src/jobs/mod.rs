@@ -78,8 +78,9 @@ impl<'a> JobContext<'a> {
 
     /// Call between steps: returns true when the job must stop. On a shared
     /// core it also lets the I/O thread run first, so fast requests keep
-    /// flowing; on a compute core of its own it offers the CPU to anything
-    /// else runnable there at most every [`OFFER_CPU_EVERY`].
+    /// flowing; otherwise (a compute core of its own, or the I/O core for
+    /// an inline `/slow` job) it offers the CPU to anything else runnable
+    /// there once [`OFFER_CPU_EVERY`] has passed since its last offer.
     pub fn should_stop(&self) -> bool {
         if self.shared_core {
             std::thread::yield_now();
@@ -105,19 +106,21 @@ impl<'a> JobContext<'a> {
     }
 }
 
-/// Longest a job runs between two offers of its CPU (`sched_yield(2)`) to
-/// whatever else is runnable there. A CPU-bound thread is otherwise switched
+/// Shortest time between two offers of a job's CPU (`sched_yield(2)`) to
+/// whatever else is runnable there; offers happen at steps, so a step that
+/// runs longer (a heavy job's step k costs O(k) bignum work: about 2 ms at
+/// k=20000) delays the next one. A CPU-bound thread is otherwise switched
 /// out only at the scheduler's tick (4 ms at HZ=250), so a latency-sensitive
 /// neighbour on a compute core's CPU (a proxy, a sidecar, the load generator
 /// of `scripts/bench.sh`'s shared layout) waited that long. Measured on the
 /// 2-CPU VM, `/fast` with wrk -c32 on the compute CPU while wrk -c2 kept
-/// `/slow_threaded` busy (scenario b): p99 5.1-5.3 ms without offers;
-/// 1.5-2.2 ms offering every 500 us, 0.9-2.1 ms every 250 us, 0.8-1.4 ms
-/// every 100 us, fast req/s 39k -> 62-78k, and jobs done meanwhile 32-35/s
-/// -> 22-25, 16-19 and 16-18/s (`--compute-priority low` gave 16/s): the
-/// job gets its fair share instead of whole ticks. With nothing else
-/// runnable the call returns at once: jobs/s alone 48-51 without, 52-53
-/// with.
+/// `/slow_threaded` busy (scenario b), without offers: p99 5.1-5.3 ms, fast
+/// 39k req/s, 32-35 jobs/s done meanwhile. Offering every 500 us: 1.5-2.2
+/// ms, 62-67k, 22-25 jobs/s; every 250 us: 0.9-2.1 ms, 64-92k, 16-19;
+/// every 100 us: 0.69-1.41 ms, 71-93k, 16-19 (`--compute-priority low`:
+/// 16 jobs/s). The job gets its fair share instead of whole ticks. With
+/// nothing else runnable the call returns at once: jobs/s alone 48-51
+/// without, 52-53 with.
 pub const OFFER_CPU_EVERY: Duration = Duration::from_micros(100);
 
 /// The instant [`offer_clock`] counts from.

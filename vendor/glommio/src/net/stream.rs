@@ -300,13 +300,23 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             Err(err) => (Some(Err(err)), false),
         };
         drop(source_type);
-        self.source_rx = None;
+        let source = self.source_rx.take();
         match taken {
             Some(Ok(n)) if more && n > 0 && n < buf.len() => {
                 match super::yolo_recv(self.stream.as_raw_fd(), &mut buf[n..]) {
                     Some(Ok(m)) => Some(Ok(n + m)),
-                    // The error (or end) shows again at the next read.
-                    Some(Err(_)) | None => Some(Ok(n)),
+                    // The socket reports an error once: the spent source
+                    // keeps it for the next read, after these bytes.
+                    Some(Err(err)) => {
+                        if let Some(source) = source {
+                            source.set_failed(err);
+                            self.source_rx = Some(source);
+                        }
+                        Some(Ok(n))
+                    }
+                    // Nothing more after all; the end of the stream, if
+                    // that is what follows, shows again at the next read.
+                    None => Some(Ok(n)),
                 }
             }
             taken => taken,

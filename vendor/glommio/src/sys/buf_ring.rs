@@ -47,17 +47,21 @@ const IORING_CQE_BUFFER_SHIFT: u32 = 16;
 /// The group id heavylift's receives select from (one group per ring).
 pub(crate) const RECV_GROUP: u16 = 0x4c48;
 /// Buffers in the ring: completions that can hold a buffer before their
-/// task copies it out. A receive that finds the ring empty completes with
-/// ENOBUFS and the stream falls back to recv(2), so this bounds memory,
-/// not correctness.
-const ENTRIES: u16 = 128;
+/// task copies it out (a loop turn's worth; `wrk -c32` needs at most 32). A
+/// receive that finds the ring empty completes with ENOBUFS and the stream
+/// falls back to recv(2), so this bounds memory, not correctness.
+const ENTRIES: u16 = 64;
 /// Bytes per buffer: a request head of a typical client (curl, wrk,
 /// browsers: 80-1500 bytes) fits in one; what a longer send leaves in the
 /// socket is read with recv(2) straight after (see `SelectedBuf::more`).
-pub(crate) const BUF_SIZE: u32 = 4096;
+/// The ring's RSS counts in `scripts/bench-conns.sh`'s memory per idle
+/// connection (RSS growth over 15,000 connections): 128 x 4 KiB took it from
+/// 0.97 to 1.01 KiB, 128 x 2 KiB to 0.99; 64 x 2 KiB (128 KiB) is the
+/// size kept.
+pub(crate) const BUF_SIZE: u32 = 2048;
 
 /// One ring of [`ENTRIES`] buffers of [`BUF_SIZE`] bytes registered with one
-/// io_uring instance (512 KiB per ring).
+/// io_uring instance (128 KiB per ring).
 #[derive(Debug)]
 pub(crate) struct BufRing {
     /// A descriptor of the ring of our own (see `register`).

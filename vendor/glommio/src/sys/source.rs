@@ -281,6 +281,13 @@ impl Source {
         ret
     }
 
+    /// heavylift patch 16: makes a completed source read as failed with
+    /// `err` from now on (a stream keeps an error it met after the source's
+    /// bytes here, for its next read).
+    pub(crate) fn set_failed(&self, err: io::Error) {
+        self.inner.borrow_mut().wakers.result = Some(Err(err));
+    }
+
     /// heavylift patch 11: whether the request is queued or in the kernel,
     /// its completion not yet consumed.
     pub(crate) fn is_armed(&self) -> bool {
