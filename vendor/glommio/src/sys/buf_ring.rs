@@ -6,6 +6,7 @@
 // completion names it (IORING_CQE_F_BUFFER, the id in the flags' high 16
 // bits). The bytes are then copied out and the buffer goes back to the ring
 // by writing one entry and advancing the shared tail: no system call.
+use crate::uring_sys;
 use std::{
     alloc::{alloc_zeroed, dealloc, Layout},
     cell::Cell,
@@ -95,35 +96,28 @@ impl BufRing {
             unsafe { dealloc(entries as *mut u8, entries_layout()) };
             return None;
         }
-        let reg = BufReg {
-            ring_addr: entries as u64,
-            ring_entries: ENTRIES as u32,
-            bgid: RECV_GROUP,
-            flags: 0,
-            resv: [0; 3],
-        };
-        // SAFETY: `reg` is a valid io_uring_buf_reg naming memory we own.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_io_uring_register,
+        // SAFETY: the ring entries are memory we own, page-aligned, and
+        // outlive the registration (freed only after `unregister`).
+        let registered = unsafe {
+            pbuf_ring(
                 ring_fd,
                 IORING_REGISTER_PBUF_RING,
-                &reg as *const BufReg,
-                1,
+                entries as u64,
+                ENTRIES as u32,
             )
         };
         // Our own reference to the ring: it stays open (its requests
         // pending, none torn down) until `drop` has unregistered the
         // buffers, whenever glommio closes its descriptor, and the
         // unregistering can never reach another ring that reused the number.
-        let own_fd = if rc == 0 {
+        let own_fd = if registered {
             unsafe { libc::fcntl(ring_fd, libc::F_DUPFD_CLOEXEC, 0) }
         } else {
             -1
         };
         if own_fd < 0 {
             unsafe {
-                if rc == 0 {
+                if registered {
                     unregister(ring_fd);
                 }
                 dealloc(bufs, bufs_layout());
@@ -166,24 +160,31 @@ impl BufRing {
     }
 }
 
-/// Unregisters [`RECV_GROUP`] from the io_uring `ring_fd`; true when it was
-/// registered there. After it returns no request can select a buffer: those
-/// still waiting complete with ENOBUFS.
-unsafe fn unregister(ring_fd: RawFd) -> bool {
+/// Registers (`IORING_REGISTER_PBUF_RING`, with the ring at `ring_addr`
+/// holding `entries`) or unregisters (`IORING_UNREGISTER_PBUF_RING`, both
+/// zero) [`RECV_GROUP`] on the io_uring `ring_fd`; true when the kernel
+/// did.
+unsafe fn pbuf_ring(ring_fd: RawFd, opcode: libc::c_uint, ring_addr: u64, entries: u32) -> bool {
     let reg = BufReg {
-        ring_addr: 0,
-        ring_entries: 0,
+        ring_addr,
+        ring_entries: entries,
         bgid: RECV_GROUP,
         flags: 0,
         resv: [0; 3],
     };
-    libc::syscall(
-        libc::SYS_io_uring_register,
+    uring_sys::syscalls::io_uring_register(
         ring_fd,
-        IORING_UNREGISTER_PBUF_RING,
-        &reg as *const BufReg,
+        opcode,
+        &reg as *const BufReg as *const libc::c_void,
         1,
     ) == 0
+}
+
+/// Unregisters [`RECV_GROUP`] from the io_uring `ring_fd`; true when it was
+/// registered there. After it returns no request can select a buffer: those
+/// still waiting complete with ENOBUFS.
+unsafe fn unregister(ring_fd: RawFd) -> bool {
+    pbuf_ring(ring_fd, IORING_UNREGISTER_PBUF_RING, 0, 0)
 }
 
 impl Drop for BufRing {

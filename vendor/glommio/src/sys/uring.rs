@@ -1570,8 +1570,9 @@ impl Reactor {
         );
     }
 
-    /// heavylift patch 16: a receive on `fd` into a provided buffer, or
-    /// `None` when this reactor has no ring of them.
+    /// heavylift patch 16: queues on the main ring a receive into a provided
+    /// buffer, for the source `source_for` builds around the ring's
+    /// [`SelectedBuf`]; `None` when this reactor has no ring of them.
     pub(crate) fn recv_select(
         &self,
         source_for: impl FnOnce(SelectedBuf) -> Source,
