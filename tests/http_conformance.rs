@@ -82,6 +82,44 @@ fn pipelined_requests_are_answered_in_order() {
     assert_eq!(bodies[5], "fast result 6");
 }
 
+/// The request line's own limit is RFC 9112's request-line, its CRLF not
+/// counted: 8192 bytes is not over it (the head then is: 431); 8193 is
+/// (414). A head of exactly 8192 bytes, its line filling all but the two
+/// CRLFs, is served. Targets of a scheme other than http(s), and an empty Host with
+/// an origin-form target (an http URI with no host), are 400.
+#[test]
+fn request_line_limit_scheme_and_empty_host() {
+    let server = TestServer::start();
+    let line = |len: usize| {
+        let target = format!("/fast?id={}", "a".repeat(len - "GET  HTTP/1.0".len() - 9));
+        format!("GET {target} HTTP/1.0")
+    };
+    assert_eq!(line(8192).len(), 8192);
+    for (request, status) in [
+        (format!("{}\r\n\r\n", line(8192)), 431),
+        (format!("{}\r\n\r\n", line(8193)), 414),
+        (format!("{}\r\n\r\n", line(8188)), 200),
+        (format!("{}\r\n\r\n", line(8189)), 431),
+        (
+            "GET ftp://t/fast?id=1 HTTP/1.1\r\nHost: t\r\n\r\n".into(),
+            400,
+        ),
+        (
+            "GET ws://t/fast?id=1 HTTP/1.1\r\nHost: t\r\n\r\n".into(),
+            400,
+        ),
+        ("GET /fast?id=1 HTTP/1.1\r\nHost:\r\n\r\n".into(), 400),
+        ("GET /fast?id=1 HTTP/1.1\r\nHost: \r\n\r\n".into(), 400),
+        (
+            "GET HTTPS://t/fast?id=1 HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n".into(),
+            200,
+        ),
+    ] {
+        let out = raw(server.addr, request.as_bytes(), QUICK);
+        assert_eq!(status_of(&out), status, "{:?}", &request[..40]);
+    }
+}
+
 #[test]
 fn a_request_split_into_single_bytes() {
     let server = TestServer::start();

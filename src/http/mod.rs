@@ -41,7 +41,8 @@ pub use response::Response;
 /// Request line plus headers (with the blank line ending them and any blank
 /// lines before the request line), else 431.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
-/// The request line alone, CRLF included, else 414.
+/// The request line alone (RFC 9112 section 3's request-line: its CRLF
+/// and any blank lines before it not counted), else 414.
 pub const MAX_REQUEST_LINE_BYTES: usize = 8 * 1024;
 /// Header fields per request: 100 are fine, 101 -> 431.
 pub const MAX_HEADERS: usize = 100;
@@ -109,28 +110,41 @@ mod tests {
 
     #[test]
     fn size_limits_at_8_kib() {
+        // A request line of `len` bytes, RFC 9112 section 3's request-line
+        // (its CRLF not counted), then its CRLF.
         let line = |len: usize| {
             let mut s = b"GET /".to_vec();
-            s.resize(len - " HTTP/1.1\r\n".len(), b'a');
+            s.resize(len - " HTTP/1.1".len(), b'a');
             [s, b" HTTP/1.1\r\n".to_vec()].concat()
         };
-        // A line of exactly 8192 bytes is fine as a line, but the head will
-        // be at least 8194: known as soon as 8192 bytes are here.
+        // A line of exactly 8192 bytes is fine as a line, but the head is
+        // then over its own limit: 431, known once the line has ended.
         let req = [line(MAX_REQUEST_LINE_BYTES), b"Host: t\r\n\r\n".to_vec()].concat();
         assert_eq!(outcome(&req[..MAX_HEAD_BYTES - 1]), "none");
+        assert_eq!(outcome(&req[..MAX_REQUEST_LINE_BYTES + 1]), "none");
         assert_eq!(
-            (outcome(&req[..MAX_HEAD_BYTES]), outcome(&req)),
-            ("431".into(), "431".into())
+            (
+                outcome(&req[..MAX_REQUEST_LINE_BYTES + 2]),
+                outcome(&req),
+                outcome(&[line(MAX_REQUEST_LINE_BYTES - 1), b"\r\n".to_vec()].concat())
+            ),
+            ("431".into(), "431".into(), "431".into())
         );
-        assert_eq!(
-            outcome(&[line(MAX_REQUEST_LINE_BYTES + 1), b"\r\n".to_vec()].concat()),
-            "414"
-        );
-        // A line that never ends: wait until 8192 bytes, then 414.
+        // Over by one: 414, with or without its CRLF here yet.
+        let over = line(MAX_REQUEST_LINE_BYTES + 1);
+        assert_eq!(outcome(&over), "414");
+        assert_eq!(outcome(&over[..MAX_REQUEST_LINE_BYTES + 1]), "414");
+        assert_eq!(outcome(&over[..MAX_REQUEST_LINE_BYTES]), "none");
+        // A line that never ends: wait until it is 8193 bytes, then 414.
         let endless = [b"GET /".to_vec(), vec![b'a'; 3 * MAX_REQUEST_LINE_BYTES]].concat();
-        assert_eq!(outcome(&endless[..MAX_REQUEST_LINE_BYTES - 1]), "none");
-        assert_eq!(outcome(&endless[..MAX_REQUEST_LINE_BYTES]), "414");
+        assert_eq!(outcome(&endless[..MAX_REQUEST_LINE_BYTES]), "none");
+        assert_eq!(outcome(&endless[..MAX_REQUEST_LINE_BYTES + 1]), "414");
         assert_eq!(outcome(&endless), "414");
+        // Blank lines before the request line count in the head: once they
+        // fill it, 431 without waiting for a line.
+        let blank = vec![b'\n'; MAX_HEAD_BYTES + 10];
+        assert_eq!(outcome(&blank[..MAX_HEAD_BYTES - 1]), "none");
+        assert_eq!(outcome(&blank), "431");
         // A head of exactly 8192 bytes is fine; 8193 is 431, complete or not.
         let padded = |total: usize| {
             let mut s = b"GET / HTTP/1.1\r\nHost: t\r\nX: ".to_vec();

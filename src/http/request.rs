@@ -133,7 +133,16 @@ impl RequestHead {
         // The line's own limits first, whatever httparse made of the rest:
         // they are all an incomplete head is judged by, so the answer does
         // not depend on where the bytes were cut (found by the fuzz target).
-        check_request_line(window)?;
+        // The line may run past the head's window: whether it is over its
+        // own limit (414) or only the head is (431) shows only at its end.
+        let line_done = check_request_line(buf.get(..LINE_WINDOW).unwrap_or(buf))?;
+        let not_ended = |window: &[u8]| {
+            if line_done {
+                incomplete(window)
+            } else {
+                Ok(None)
+            }
+        };
         match parsed {
             Ok(httparse::Status::Complete(consumed)) => {
                 let mut head = interpret(&req)?;
@@ -145,12 +154,12 @@ impl RequestHead {
                 }
                 Ok(Some((head, consumed)))
             }
-            Ok(httparse::Status::Partial) => incomplete(window),
+            Ok(httparse::Status::Partial) => not_ended(window),
             Err(httparse::Error::TooManyHeaders) => Err(ParseError::TooManyHeaders),
             Err(httparse::Error::Version) => match version_shape(window) {
                 Shape::Http => Err(ParseError::UnsupportedVersion),
                 Shape::NotHttp => Err(ParseError::Malformed("malformed request line")),
-                Shape::NeedMore => incomplete(window),
+                Shape::NeedMore => not_ended(window),
             },
             Err(e) => Err(ParseError::Malformed(match e {
                 httparse::Error::HeaderName => "malformed request: invalid header name",
@@ -194,11 +203,22 @@ fn request_line(window: &[u8]) -> (&[u8], bool) {
     }
 }
 
+/// The bytes [`check_request_line`] looks at: enough for blank lines up to
+/// the head's limit and then a request line one byte over its own, so
+/// that every line is judged once this much is buffered.
+const LINE_WINDOW: usize = MAX_HEAD_BYTES + MAX_REQUEST_LINE_BYTES + 2;
+
 /// 400 when the method is, or must end up, longer than `MAX_METHOD_BYTES`;
-/// 414 when the request line (with its line ending) is, or must end up,
-/// longer than `MAX_REQUEST_LINE_BYTES`.
-fn check_request_line(window: &[u8]) -> Result<(), ParseError> {
+/// 414 when the request line (RFC 9112 section 3: without its CRLF) is, or
+/// must end up, longer than `MAX_REQUEST_LINE_BYTES`; 431 when blank lines
+/// before it fill the head's limit. `Ok(true)` once the line has ended.
+fn check_request_line(window: &[u8]) -> Result<bool, ParseError> {
     let (line, complete) = request_line(window);
+    if window.len() - line.len() >= MAX_HEAD_BYTES && !complete {
+        // Nothing but blank lines (and what follows them) past the head's
+        // limit: the head cannot fit, whatever the line turns out to be.
+        return Err(ParseError::HeadTooLarge);
+    }
     // The method is the leading run of token bytes, so a prefix of the line
     // judges it the same way as the whole line.
     let method = line.iter().take_while(|&&b| is_tchar(b)).count();
@@ -207,15 +227,13 @@ fn check_request_line(window: &[u8]) -> Result<(), ParseError> {
             "malformed request: method longer than 32 bytes",
         ));
     }
-    let too_long = if complete {
-        line.len() + 1 > MAX_REQUEST_LINE_BYTES
-    } else {
-        line.len() >= MAX_REQUEST_LINE_BYTES
-    };
-    if too_long {
+    // A CR at the end is the line ending's (or, complete, a bare CR that
+    // httparse refuses): not the line's.
+    let content = line.strip_suffix(b"\r").unwrap_or(line);
+    if content.len() > MAX_REQUEST_LINE_BYTES {
         return Err(ParseError::UriTooLong);
     }
-    Ok(())
+    Ok(complete)
 }
 
 /// What a request line that httparse refused for its version looks like.
@@ -255,6 +273,8 @@ const TE_IN_HTTP10: ParseError =
 const BAD_TE: ParseError =
     ParseError::Malformed("malformed request: Transfer-Encoding must be exactly one \"chunked\"");
 const NO_HOST: ParseError = ParseError::Malformed("malformed request: HTTP/1.1 requires a Host");
+const EMPTY_HOST: ParseError =
+    ParseError::Malformed("malformed request: Host is empty, and an http URI needs a host");
 const TWO_HOSTS: ParseError = ParseError::Malformed("malformed request: more than one Host");
 const BAD_HOST: ParseError =
     ParseError::Malformed("malformed request: Host is not a valid host[:port]");
@@ -271,7 +291,7 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
     };
     let form = parse_target(method, target)?;
     let mut content_length: Option<u64> = None;
-    let mut hosts = 0;
+    let (mut hosts, mut empty_host) = (0, false);
     // Transfer-Encoding field lines, and whether the only one is `chunked`.
     let (mut te_lines, mut te_chunked) = (0, false);
     let (mut close, mut keep_alive_token) = (false, false);
@@ -299,6 +319,7 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
             if !is_valid_host(value) {
                 return Err(BAD_HOST);
             }
+            empty_host = value.trim_ascii().is_empty();
         } else if name.eq_ignore_ascii_case("connection") {
             for token in tokens(value) {
                 close |= token.eq_ignore_ascii_case(b"close");
@@ -316,6 +337,13 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
     if hosts == 0 && version == Version::Http11 {
         // RFC 9112 section 3.2: a server MUST answer 400.
         return Err(NO_HOST);
+    }
+    if empty_host && !matches!(form, TargetForm::Absolute { .. }) {
+        // The target URI's host is the Host field's (RFC 9112 section
+        // 3.3), and RFC 9110 section 4.2.1: a recipient MUST reject an
+        // `http` URI with an empty host as invalid. (An absolute-form
+        // target names its own host; the field is then ignored, 3.2.2.)
+        return Err(EMPTY_HOST);
     }
     let body = match te_lines {
         0 => content_length
@@ -546,7 +574,9 @@ mod tests {
         check(
             "HTTP/1.1 Host: a => Empty
             HTTP/1.1 host: [::1]:8888 => Empty
-            HTTP/1.1 Host: => Empty
+            HTTP/1.1 Host: => 400
+            HTTP/1.1 Host:   => 400
+            HTTP/1.0 Host: => 400
             HTTP/1.0 => Empty close
             HTTP/1.0 Host: a => Empty close
             HTTP/1.1 X-Host: a|Host: b => Empty
@@ -566,6 +596,11 @@ mod tests {
             "400",
             "absolute-form still needs Host"
         );
+        assert_eq!(
+            outcome(b"GET http://a/fast?id=1 HTTP/1.1\r\nHost:\r\n\r\n"),
+            "Empty",
+            "an absolute-form target names the host an empty Host lacks"
+        );
     }
 
     #[test]
@@ -574,6 +609,10 @@ mod tests {
         for (line, want) in [
             ("GET /fast?id=1 HTTP/1.1", "Empty"),
             ("GET HTTP://a/fast?id=1 HTTP/1.1", "Empty"),
+            ("GET hTTpS://a/fast?id=1 HTTP/1.1", "Empty"),
+            ("GET ftp://a/fast?id=1 HTTP/1.1", "400"),
+            ("GET ws://a/fast?id=1 HTTP/1.1", "400"),
+            ("GET httpx://a/fast?id=1 HTTP/1.1", "400"),
             ("OPTIONS * HTTP/1.1", "Empty"),
             ("GET * HTTP/1.1", "400"),
             ("CONNECT a:443 HTTP/1.1", "501"),

@@ -4,8 +4,8 @@
 //! here allocates or does I/O.
 //!
 //! Accepted targets: origin-form (`/path?query`), absolute-form
-//! (`scheme://authority/path?query`, scheme case-insensitive, no userinfo;
-//! its authority is the request's host) and asterisk-form (`*`, for
+//! (`scheme://authority/path?query`, scheme `http` or `https` in any case,
+//! no userinfo; its authority is the request's host) and asterisk-form (`*`, for
 //! `OPTIONS` only). The authority-form belongs to `CONNECT`, which heavylift
 //! does not implement (501). A target byte outside printable ASCII, or a `#`
 //! (a fragment, which a client never sends: RFC 9110 section 7.1), is a 400.
@@ -41,6 +41,8 @@ const FRAGMENT: ParseError =
     ParseError::Malformed("malformed request: request-target holds a #fragment");
 const BAD_AUTHORITY: ParseError =
     ParseError::Malformed("malformed request: invalid authority in the absolute-form target");
+const OTHER_SCHEME: ParseError =
+    ParseError::Malformed("malformed request: absolute-form target not of scheme http or https");
 const ASTERISK: ParseError =
     ParseError::Malformed("malformed request: the * target is for OPTIONS only");
 const CONNECT: ParseError = ParseError::NotImplemented("CONNECT is not supported");
@@ -70,6 +72,11 @@ pub fn parse_target(method: &str, target: &str) -> Result<TargetForm, ParseError
     if !is_scheme(scheme) {
         return Err(BAD_TARGET);
     }
+    // heavylift serves http (and https behind a terminating proxy): a
+    // target of any other scheme names a resource it does not have.
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return Err(OTHER_SCHEME);
+    }
     let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = rest.get(..authority_len).unwrap_or_default();
     if authority.is_empty() || !is_valid_host(authority.as_bytes()) {
@@ -91,8 +98,10 @@ fn is_scheme(s: &str) -> bool {
 /// port ]` of RFC 9110 section 7.2, where `uri-host` is an IP-literal, an
 /// IPv4 address or a reg-name (RFC 3986 3.2.2) and the port is decimal, at
 /// most 65535. Surrounding whitespace is the field's OWS. No userinfo.
-/// An empty value is valid: RFC 9112 section 3.2 sends it when the target
-/// has no authority.
+/// An empty value is valid syntax (RFC 9112 section 3.2 sends it when the
+/// target has no authority), but no `http` URI has an empty host, so
+/// `request::interpret` refuses it unless an absolute-form target names the
+/// host instead.
 pub fn is_valid_host(value: &[u8]) -> bool {
     let value = value.trim_ascii();
     let (host, port) = if value.first() == Some(&b'[') {
@@ -252,7 +261,9 @@ mod tests {
             ("GET", "http://a", "path "),
             ("GET", "http://a?x=1", "path ?x=1"),
             ("GET", "http://[::1]:8/x", "path /x"),
-            ("GET", "h2c+x.y-z://a/", "path /"),
+            ("GET", "h2c+x.y-z://a/", "400"),
+            ("GET", "ftp://a/", "400"),
+            ("GET", "https+x://a/", "400"),
             ("OPTIONS", "*", "*"),
             ("GET", "*", "400"),
             ("OPTIONS", "**", "400"),
