@@ -229,6 +229,25 @@ fn framing_bytes_count_toward_the_body_limit() {
         chunk.repeat(100)
     );
     assert_eq!(exchange(server.addr, few.as_bytes()).0, 200);
+
+    // Trailers count too, and nothing but the body limit bounds them: 20 KiB
+    // of trailer fields is fine, 1.1 MB is a 413 (a cap of their own would
+    // answer 400 to both).
+    let trailers = |bytes: usize| {
+        let field = format!("X-T: {}\r\n", "v".repeat(1000));
+        format!(
+            "GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\nx\r\n0\r\n{}\r\n",
+            field.repeat(bytes / field.len())
+        )
+    };
+    assert_eq!(exchange(server.addr, trailers(20 * 1024).as_bytes()).0, 200);
+    assert_eq!(exchange(server.addr, trailers(1_100_000).as_bytes()).0, 413);
+    // So does a chunk-size line past its own 1 KiB bound.
+    let long_line = format!(
+        "GET /fast?id=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1;{}\r\nx\r\n0\r\n\r\n",
+        "e".repeat(2000)
+    );
+    assert_eq!(exchange(server.addr, long_line.as_bytes()).0, 413);
 }
 
 /// What Python's http.client and requests do: write the whole body, then

@@ -11,23 +11,21 @@
 //! exactly (hex digits, then `;name[=token-or-quoted-string]` extensions
 //! with whitespace only where BWS is allowed), and trailer fields follow the
 //! header fields' syntax (httparse, as for the head) with CRLF line ends;
-//! anything else is a 400. It keeps at most one chunk-size line and the
-//! trailer section, both bounded.
+//! anything else is a 400. It keeps at most one chunk-size line, bounded
+//! (413 past [`MAX_CHUNK_LINE_BYTES`]); trailer fields are checked as they
+//! pass and bounded only by the body limit, as the contract says.
 
-use super::{BodyKind, ParseError, MAX_HEADERS, MAX_HEAD_BYTES};
+use super::{BodyKind, ParseError};
 
-/// A chunk-size line (size, extensions, CRLF) longer than this is refused.
-const MAX_CHUNK_LINE_BYTES: usize = 1024;
-/// Trailer fields after the last chunk, all together, are held to the same
-/// limit as a request head.
-const MAX_TRAILER_BYTES: usize = MAX_HEAD_BYTES;
+/// A chunk-size line (size, extensions, CRLF) longer than this is refused
+/// with 413 ([`ParseError::ChunkLineTooLong`]): the line is held whole
+/// while it is checked, and extensions count toward the body limit.
+/// (Trailer fields need no such bound: they are checked as they pass.)
+pub const MAX_CHUNK_LINE_BYTES: usize = 1024;
 
 const BAD_SIZE_LINE: ParseError =
     ParseError::Malformed("bad chunked body: invalid chunk-size line");
-const LONG_SIZE_LINE: ParseError =
-    ParseError::Malformed("bad chunked body: chunk-size line too long");
 const BAD_TRAILERS: ParseError = ParseError::Malformed("bad chunked body: invalid trailer field");
-const LONG_TRAILERS: ParseError = ParseError::Malformed("bad chunked body: trailers too large");
 
 /// Where the reader is in the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +38,49 @@ enum State {
     ChunkData { remaining: u64 },
     /// After a chunk's data: expecting "\r\n" (`seen_cr` after the '\r').
     ChunkEnd { seen_cr: bool },
-    /// After the last chunk: the trailer section so far, up to its empty line.
-    Trailers { section: Vec<u8> },
+    /// After the last chunk: inside the trailer section, up to its empty
+    /// line, checked byte by byte (nothing of it is kept).
+    Trailers { at: TrailerAt },
     /// The whole body has been consumed.
     Done,
     /// A framing error; every later call repeats it.
     Failed(ParseError),
+}
+
+/// Where a trailer section's check is: RFC 9112 section 7.1.2's
+/// `*( field-line CRLF ) CRLF`, with RFC 9110 section 5's field syntax:
+/// `field-name ":" OWS field-value OWS`, a token name, value bytes VCHAR,
+/// obs-text, SP or HTAB; no obs-fold, no bare CR or LF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrailerAt {
+    /// At the start of a line: a field name or the final CRLF.
+    LineStart,
+    /// Inside a field name (at least one byte of it seen).
+    Name,
+    /// After the colon: the value, up to its CR.
+    Value,
+    /// After a field line's CR: its LF.
+    LineCr,
+    /// After the final CR: the section's last LF.
+    EndCr,
+}
+
+impl TrailerAt {
+    /// The next position after byte `b`, `None` for a byte the grammar
+    /// does not allow there; `Ok(true)` when `b` ended the section.
+    fn next(self, b: u8) -> Result<(TrailerAt, bool), ParseError> {
+        use TrailerAt::*;
+        Ok(match (self, b) {
+            (LineStart, b'\r') => (EndCr, false),
+            (EndCr, b'\n') => (EndCr, true),
+            (LineStart | Name, b) if is_tchar(b) => (Name, false),
+            (Name, b':') => (Value, false),
+            (Value, b'\r') => (LineCr, false),
+            (Value, b'\t' | b' '..=b'~' | 0x80..=0xff) => (Value, false),
+            (LineCr, b'\n') => (LineStart, false),
+            _ => return Err(BAD_TRAILERS),
+        })
+    }
 }
 
 /// Reads one request body, skipping it or collecting its data; see the
@@ -166,7 +201,11 @@ impl BodyReader {
                         .unwrap_or_default();
                     line.extend_from_slice(fits);
                     chunk_size_line(line, false)?;
-                    return Err(LONG_SIZE_LINE);
+                    let with_piece = self.taken.saturating_add(piece.len() as u64);
+                    return Err(match with_piece > self.limit {
+                        true => ParseError::BodyTooLarge,
+                        false => ParseError::ChunkLineTooLong,
+                    });
                 }
                 line.extend_from_slice(piece);
                 if !ended {
@@ -186,7 +225,7 @@ impl BodyReader {
                 }
                 self.state = match size {
                     0 => State::Trailers {
-                        section: Vec::new(),
+                        at: TrailerAt::LineStart,
                     },
                     n => State::ChunkData { remaining: n },
                 };
@@ -204,31 +243,16 @@ impl BodyReader {
                 }
                 Ok(1)
             }
-            State::Trailers { section } => {
-                let (piece, ended_line) = match rest.iter().position(|&b| b == b'\n') {
-                    Some(lf) => (rest.get(..=lf).unwrap_or(rest), true),
-                    None => (rest, false),
-                };
-                if section.len() + piece.len() > MAX_TRAILER_BYTES {
-                    return Err(LONG_TRAILERS);
-                }
-                section.extend_from_slice(piece);
-                if !ended_line {
-                    return Ok(piece.len());
-                }
-                // Same field syntax as the head; line ends must be CRLF.
-                if section.get(section.len().wrapping_sub(2)) != Some(&b'\r') {
-                    return Err(BAD_TRAILERS);
-                }
-                let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                match httparse::parse_headers(section, &mut fields) {
-                    Ok(httparse::Status::Complete((used, _))) if used == section.len() => {
+            State::Trailers { at } => {
+                for (i, &b) in rest.iter().enumerate() {
+                    let (next, ended) = at.next(b)?;
+                    if ended {
                         self.state = State::Done;
+                        return Ok(i + 1);
                     }
-                    Ok(httparse::Status::Partial) => {}
-                    Ok(httparse::Status::Complete(_)) | Err(_) => return Err(BAD_TRAILERS),
+                    *at = next;
                 }
-                Ok(piece.len())
+                Ok(rest.len())
             }
         }
     }
@@ -573,8 +597,6 @@ mod tests {
 
     #[test]
     fn chunked_framing_errors() {
-        let long_ext = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(MAX_CHUNK_LINE_BYTES));
-        let long_trailer = format!("0\r\nX: {}\r\n\r\n", "v".repeat(MAX_TRAILER_BYTES));
         for bad in [
             &b"\r\n"[..],
             b"x\r\n",
@@ -599,8 +621,9 @@ mod tests {
             b"0\r\nX: y\r\n folded\r\n\r\n",
             b"0\r\n: y\r\n\r\n",
             b"1\rx",
-            long_ext.as_bytes(),
-            long_trailer.as_bytes(),
+            b"0\r\nX: y\x7f\r\n\r\n",
+            b"0\r\nX\r\n\r\n",
+            b"0\r\n\r\r",
         ] {
             for cut in 0..=bad.len() {
                 let (_, done, e) = feed(BodyKind::Chunked, bad, &[cut]);
@@ -611,6 +634,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Framing counts toward the body limit (413): a chunk-size line past
+    /// its own bound is a 413 too, and trailers are bounded only by the
+    /// body limit, however they are cut.
+    #[test]
+    fn long_framing_is_413_and_trailers_need_only_fit_the_body_limit() {
+        let long_ext = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(MAX_CHUNK_LINE_BYTES));
+        for cut in [0, 3, MAX_CHUNK_LINE_BYTES - 1, MAX_CHUNK_LINE_BYTES + 5] {
+            let (_, done, e) = feed(BodyKind::Chunked, long_ext.as_bytes(), &[cut]);
+            assert_eq!((done, e), (false, Some(ParseError::ChunkLineTooLong)));
+        }
+        // Over the body limit as well: the body limit's 413 is the reason.
+        let (_, _, e) = feed_with(BodyKind::Chunked, 100, long_ext.as_bytes(), &[]);
+        assert_eq!(e, Some(ParseError::BodyTooLarge));
+
+        // 64 KiB of valid trailer fields, one of them 20 KiB long.
+        let mut trailers = b"1\r\nx\r\n0\r\n".to_vec();
+        trailers.extend(format!("X-Long: {}\r\n", "v".repeat(20 * 1024)).bytes());
+        while trailers.len() < 64 * 1024 {
+            trailers.extend_from_slice(b"X-T: a b\t\xe9;=\"\r\n");
+        }
+        trailers.extend_from_slice(b"\r\nGET /next");
+        let whole = trailers.len() - "GET /next".len();
+        for cuts in [&[][..], &[9], &[20 * 1024], &[whole - 2, whole - 1]] {
+            assert_eq!(
+                feed(BodyKind::Chunked, &trailers, cuts),
+                (whole, true, None),
+                "cuts {cuts:?}"
+            );
+        }
+        // The same past a smaller limit: 413, not a trailer error.
+        let (_, done, e) = feed_with(BodyKind::Chunked, 32 * 1024, &trailers, &[]);
+        assert_eq!((done, e), (false, Some(ParseError::BodyTooLarge)));
+    }
+
+    #[test]
+    fn a_failed_reader_stays_failed() {
         let mut failed = BodyReader::new(BodyKind::Chunked, MAX_BODY_BYTES).expect("chunked");
         assert!(failed.consume(b"zz").is_err());
         assert!(failed.consume(b"0\r\n\r\n").is_err() && !failed.is_done());

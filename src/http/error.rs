@@ -23,6 +23,10 @@ pub enum ParseError {
     BadContentLength,
     /// A body over `MAX_BODY_BYTES`, declared or read (413).
     BodyTooLarge,
+    /// A chunk-size line over `body::MAX_CHUNK_LINE_BYTES` (413: its
+    /// extensions count toward the body limit; RFC 9112 section 7.1.1
+    /// asks a server to bound them and answer a 4xx past the bound).
+    ChunkLineTooLong,
     /// A well-formed request line naming a version other than 1.0/1.1 (505).
     UnsupportedVersion,
     /// A Transfer-Encoding naming a coding other than `chunked` (501).
@@ -39,7 +43,7 @@ impl ParseError {
             ParseError::Malformed(_) | ParseError::BadContentLength => 400,
             ParseError::UriTooLong => 414,
             ParseError::HeadTooLarge | ParseError::TooManyHeaders => 431,
-            ParseError::BodyTooLarge => 413,
+            ParseError::BodyTooLarge | ParseError::ChunkLineTooLong => 413,
             ParseError::UnsupportedVersion => 505,
             ParseError::UnsupportedTransferEncoding | ParseError::NotImplemented(_) => 501,
         }
@@ -56,6 +60,7 @@ impl ParseError {
                 "invalid Content-Length: expected one non-negative decimal number"
             }
             ParseError::BodyTooLarge => "request body larger than 1048576 bytes",
+            ParseError::ChunkLineTooLong => "chunk-size line longer than 1024 bytes",
             ParseError::UnsupportedVersion => {
                 "HTTP version not supported: use HTTP/1.0 or HTTP/1.1"
             }
@@ -85,13 +90,14 @@ mod tests {
     use super::super::{MAX_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES};
     use super::*;
 
-    const ALL: [ParseError; 9] = [
+    const ALL: [ParseError; 10] = [
         ParseError::Malformed("malformed request line"),
         ParseError::UriTooLong,
         ParseError::HeadTooLarge,
         ParseError::TooManyHeaders,
         ParseError::BadContentLength,
         ParseError::BodyTooLarge,
+        ParseError::ChunkLineTooLong,
         ParseError::UnsupportedVersion,
         ParseError::UnsupportedTransferEncoding,
         ParseError::NotImplemented("CONNECT is not supported"),
@@ -100,7 +106,7 @@ mod tests {
     #[test]
     fn status_mapping() {
         let statuses: Vec<u16> = ALL.iter().map(ParseError::status).collect();
-        assert_eq!(statuses, [400, 414, 431, 431, 400, 413, 505, 501, 501]);
+        assert_eq!(statuses, [400, 414, 431, 431, 400, 413, 413, 505, 501, 501]);
     }
 
     #[test]
@@ -123,6 +129,10 @@ mod tests {
         assert!(has(ParseError::HeadTooLarge, MAX_HEAD_BYTES as u64));
         assert!(has(ParseError::TooManyHeaders, MAX_HEADERS as u64));
         assert!(has(ParseError::BodyTooLarge, MAX_BODY_BYTES));
+        assert!(has(
+            ParseError::ChunkLineTooLong,
+            super::super::body::MAX_CHUNK_LINE_BYTES as u64
+        ));
         assert_eq!(ParseError::Malformed("bad thing").reason(), "bad thing");
     }
 }
