@@ -82,6 +82,91 @@ fn pipelined_requests_are_answered_in_order() {
     assert_eq!(bodies[5], "fast result 6");
 }
 
+/// "Request bodies are read and ignored except by routes that use them":
+/// a request answered without its body (404, 405, a bad parameter, a
+/// refusal) still has a small body read and ignored, so the connection and
+/// what is pipelined behind it live on. A body over 1 MiB, or one held
+/// back behind `Expect: 100-continue`, is not read: answer, then close.
+#[test]
+fn a_refused_request_with_a_small_body_keeps_its_connection() {
+    let server = TestServer::start();
+    let chunked = "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: t\r\n\r\n";
+    for (request, status) in [
+        (
+            "POST /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+            405,
+        ),
+        (
+            "POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+            404,
+        ),
+        (
+            "PUT /gzip HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+            405,
+        ),
+        (
+            "OPTIONS * HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
+            200,
+        ),
+        (
+            "GET /slow_threaded?id=1&n=0 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+            400,
+        ),
+        (
+            "POST /gzip?level=0 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+            400,
+        ),
+        (
+            &format!("POST /gzip?level=0 HTTP/1.1\r\nHost: t\r\n{chunked}"),
+            400,
+        ),
+        (
+            &format!("DELETE /fast?id=1 HTTP/1.1\r\nHost: t\r\n{chunked}"),
+            405,
+        ),
+        (
+            &format!(
+                "POST /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{}",
+                1 << 20,
+                "b".repeat(1 << 20)
+            ),
+            405,
+        ),
+    ] {
+        let mut s = connect(server.addr, SLOW);
+        s.write_all(request.as_bytes()).unwrap();
+        s.write_all(b"GET /fast?id=next HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let shown = &request[..40];
+        let first = read_reply(&mut r, false).unwrap_or_else(|| panic!("{shown:?}: no answer"));
+        assert_eq!(first.status, status, "{shown:?}: {}", first.text());
+        assert_ne!(first.header("connection"), Some("close"), "{shown:?}");
+        let next =
+            read_reply(&mut r, false).unwrap_or_else(|| panic!("{shown:?}: no second answer"));
+        assert_eq!(next.text(), "fast result next", "{shown:?}");
+    }
+    // Over 1 MiB declared, or behind Expect: 100-continue: the answer
+    // comes before the body is sent, and the connection closes.
+    for request in [
+        format!(
+            "POST /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            (1 << 20) + 1
+        ),
+        "POST /fast?id=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+            .to_string(),
+    ] {
+        let mut s = connect(server.addr, QUICK);
+        s.write_all(request.as_bytes()).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let first = read_reply(&mut r, false).expect("answered before the body");
+        assert_eq!(
+            (first.status, first.header("connection")),
+            (405, Some("close"))
+        );
+    }
+}
+
 /// The request line's own limit is RFC 9112's request-line, its CRLF not
 /// counted: 8192 bytes is not over it (the head then is: 431); 8193 is
 /// (414). A head of exactly 8192 bytes, its line filling all but the two

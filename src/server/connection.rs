@@ -459,10 +459,12 @@ impl Connection {
 
     /// Routes a head as soon as it arrives, before its body: a job route's
     /// check and admission (503) are decided here. A final answer known now
-    /// for a request with a body is sent at once and the connection closed,
-    /// so a refused upload never crosses the network (with `Expect:
-    /// 100-continue` it replaces the `100`); otherwise the body is read under
-    /// the route's limit (413 past it) and the request served once it is whole.
+    /// for a request with a body over 1 MiB, or one sent with `Expect:
+    /// 100-continue`, is sent at once and the connection closed, so a
+    /// refused upload never crosses the network (it replaces the `100`); a
+    /// smaller body is read and ignored first, and the connection kept.
+    /// Otherwise the body is read under the route's limit (413 past it) and
+    /// the request served once it is whole.
     fn route_head(&mut self, head: RequestHead) -> Result<(), Step> {
         let core = self.core.clone();
         let (plan, limit, collect) = match core.router.resolve(&head) {
@@ -496,12 +498,24 @@ impl Connection {
                 (plan, route.handler.max_body, collect)
             }
         };
-        if let (Plan::Answer { route, response }, false) = (&plan, head.body == BodyKind::Empty) {
-            core.stats
-                .count_request(core.index, *route, response.status);
-            response.encode_into(&mut self.out, head.version, false, head.method == "HEAD");
-            self.answered += 1;
-            return Err(Step::Close(Closed::Answered));
+        let mut limit = limit;
+        if let Plan::Answer { route, response } = &plan {
+            // A body small enough to pass on any route (1 MiB) is read and
+            // ignored, as the contract says of bodies, so the connection
+            // and any request pipelined behind it live on (nginx does the
+            // same). One larger, or one the client holds back until told
+            // to send it (`Expect: 100-continue`), is not worth reading:
+            // the answer goes now, in place of the `100`, and the
+            // connection closes (RFC 9110 section 10.1.1).
+            let large = matches!(head.body, BodyKind::Length(n) if n > MAX_BODY_BYTES);
+            if head.body != BodyKind::Empty && (head.expects_continue || large) {
+                core.stats
+                    .count_request(core.index, *route, response.status);
+                response.encode_into(&mut self.out, head.version, false, head.method == "HEAD");
+                self.answered += 1;
+                return Err(Step::Close(Closed::Answered));
+            }
+            limit = limit.min(MAX_BODY_BYTES);
         }
         self.body_limit = limit;
         if let Err(err) = self.reader.begin_body(limit, collect) {
