@@ -1,7 +1,8 @@
-//! Requests read by ring receives into provided buffers (glommio patch 16):
-//! once a keep-alive connection has answered a request, its next bytes are
-//! received by the kernel into one of 64 shared 2 KiB buffers and copied
-//! out. These tests send what straddles those limits: more than one buffer
+//! Requests read by ring receives into provided buffers (glommio patches
+//! 16 and 17): a new connection's first bytes, and a keep-alive
+//! connection's next bytes once it has answered a request, are received by
+//! the kernel into one of 64 shared 2 KiB buffers and copied out. These
+//! tests send what straddles those limits: more than one buffer
 //! (or than the 512-byte first read buffer) in one write, and more
 //! connections sending at once than there are buffers, where receives
 //! complete with ENOBUFS and the stream reads the socket itself. Each runs
@@ -129,6 +130,59 @@ fn many_at_once(server: &TestServer) {
             let reply = read_reply(r, false).unwrap_or_else(|| panic!("round {round}: conn {i}"));
             assert_eq!(reply.text(), format!("fast result {i}"), "round {round}");
         }
+    }
+}
+
+/// A new connection's first read is a ring receive that tries at
+/// submission (glommio patch 17), not a recv(2): its first bytes may be
+/// there before that read, arrive while it waits, or come in pieces, and
+/// may be more than one receive buffer (a long head, an upload).
+#[test]
+fn a_new_connections_first_request_loses_no_byte_however_it_arrives() {
+    for server in servers() {
+        first_requests(&server);
+    }
+}
+
+fn first_requests(server: &TestServer) {
+    let body: Vec<u8> = (0..100 * 1024).map(|i| b"first ring "[i % 11]).collect();
+    let upload = [
+        format!(
+            "POST /gzip HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes(),
+        body.clone(),
+    ]
+    .concat();
+    for delay_ms in [0u64, 30] {
+        for pad in [0usize, 1500, 2100, 7500] {
+            let request = padded_get(pad, pad).into_bytes();
+            // Whole; then split at a byte inside the first receive buffer.
+            for split in [request.len(), 7] {
+                let mut s = connect(server.addr, QUICK);
+                std::thread::sleep(Duration::from_millis(delay_ms));
+                s.write_all(&request[..split]).unwrap();
+                if split < request.len() {
+                    std::thread::sleep(Duration::from_millis(20));
+                    s.write_all(&request[split..]).unwrap();
+                }
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let reply = read_reply(&mut r, false)
+                    .unwrap_or_else(|| panic!("pad {pad}, delay {delay_ms}, split {split}"));
+                assert_eq!(reply.text(), format!("fast result {pad}"));
+            }
+        }
+        let mut s = connect(server.addr, SLOW);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        s.write_all(&upload).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let reply = read_reply(&mut r, false).expect("gzip reply");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&reply.body[..]), &mut out)
+            .expect("valid gzip");
+        assert!(out == body, "delay {delay_ms}: {} bytes back", out.len());
     }
 }
 

@@ -446,9 +446,13 @@ impl Reactor {
     /// heavylift patch 16: a receive on `fd` whose buffer the kernel takes
     /// from the provided-buffer ring when bytes arrive (none is held while
     /// it waits); `None` when the kernel could not register the ring.
-    pub(crate) fn recv_select(&self, fd: RawFd) -> Option<Source> {
-        self.sys
-            .recv_select(|selected| self.new_source(fd, SourceType::SockRecvSelect(selected), None))
+    /// With `poll_first` the kernel only arms its poll at submission;
+    /// without, it tries the receive then, and arms the poll if nothing is
+    /// there.
+    pub(crate) fn recv_select(&self, fd: RawFd, poll_first: bool) -> Option<Source> {
+        self.sys.recv_select(poll_first, |selected| {
+            self.new_source(fd, SourceType::SockRecvSelect(selected), None)
+        })
     }
 
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {

@@ -79,8 +79,11 @@ enum UringOpDescriptor {
     SockRecv(usize, i32),
     SockRecvMsg(usize, i32),
     /// heavylift patch 16: a receive into a buffer the kernel selects from
-    /// [`buf_ring::RECV_GROUP`] when bytes arrive; the poll is armed first.
-    SockRecvSelect,
+    /// [`buf_ring::RECV_GROUP`] when bytes arrive. With `poll_first` the
+    /// kernel arms its poll without trying the receive at submission.
+    SockRecvSelect {
+        poll_first: bool,
+    },
     Nop,
 }
 
@@ -434,12 +437,14 @@ fn fill_sqe<F>(
                     };
                 });
             }
-            UringOpDescriptor::SockRecvSelect => {
+            UringOpDescriptor::SockRecvSelect { poll_first } => {
                 sqe.prep_recv(op.fd, &mut [], MsgFlags::empty());
                 let raw = sqe.raw_mut();
                 raw.len = buf_ring::BUF_SIZE;
                 raw.flags |= uring_sys::IOSQE_BUFFER_SELECT;
-                raw.ioprio = buf_ring::IORING_RECVSEND_POLL_FIRST;
+                if poll_first {
+                    raw.ioprio = buf_ring::IORING_RECVSEND_POLL_FIRST;
+                }
                 raw.buf_index.buf_index.index_or_group = buf_ring::RECV_GROUP;
             }
             UringOpDescriptor::Nop => sqe.prep_nop(),
@@ -1575,6 +1580,7 @@ impl Reactor {
     /// [`SelectedBuf`]; `None` when this reactor has no ring of them.
     pub(crate) fn recv_select(
         &self,
+        poll_first: bool,
         source_for: impl FnOnce(SelectedBuf) -> Source,
     ) -> Option<Source> {
         let ring = self
@@ -1585,7 +1591,7 @@ impl Reactor {
         queue_request_into_ring(
             &mut *self.main_ring.borrow_mut(),
             &source,
-            UringOpDescriptor::SockRecvSelect,
+            UringOpDescriptor::SockRecvSelect { poll_first },
             &mut self.source_map.borrow_mut(),
         );
         Some(source)
