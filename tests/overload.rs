@@ -230,3 +230,50 @@ fn a_route_cannot_take_more_than_its_queue_share() {
     assert!(identity_holds(&stats), "{stats}");
     assert_eq!(stats["jobs"]["rejected"], 1, "{stats}");
 }
+
+/// A job that stops waiting in the queue, because its client hung up or
+/// its deadline passed, gives back its place at once: `queued` drops, and
+/// the next job is admitted, though the running job (a `/spin`, which
+/// ignores its cancel) still holds the core. Before, the dead job kept its
+/// place until the core got to it, and `--queue-depth` 1 answered 503.
+#[test]
+fn a_job_that_stops_waiting_gives_back_its_queue_place_at_once() {
+    let server = TestServer::start_with(|c| {
+        c.queue_depth = 1;
+        c.job_timeout = Duration::from_secs(20);
+    });
+    let stats = || server.stats();
+    let addr = server.addr;
+    let spin = std::thread::spawn(move || get(addr, "/spin?id=run&secs=4", &[]).status);
+    wait_for_stats(&server, 5, |s| s["compute_cores"][0]["running"] == true);
+
+    // Hung up while queued.
+    let mut gone = connect(server.addr, QUICK);
+    gone.write_all(b"GET /slow_threaded?id=gone&n=10 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    wait_for_stats(&server, 5, |s| s["compute_cores"][0]["queued"] == 1);
+    drop(gone);
+    let s = wait_for_stats(&server, 5, |s| s["jobs"]["cancelled"] == 1);
+    assert_eq!(
+        (&s["jobs"]["cancelled"], &s["compute_cores"][0]["queued"]),
+        (&1.into(), &0.into()),
+        "{s}"
+    );
+
+    // Its deadline passed while queued: 504, and its place is free.
+    let late = get(
+        server.addr,
+        "/slow_threaded?id=late&n=10",
+        &[("x-envoy-expected-rq-timeout-ms", "300")],
+    );
+    assert_eq!(late.status, 504, "{}", late.text());
+    assert_eq!(stats()["compute_cores"][0]["queued"], 0);
+
+    // So the next job is queued, not refused, and runs once the spin ends.
+    let next = get(server.addr, "/slow_threaded?id=next&n=10", &[]);
+    assert_eq!(next.status, 200, "{}", next.text());
+    assert_eq!(spin.join().unwrap(), 200);
+    let s = wait_for_stats(&server, 5, |s| s["compute_cores"][0]["running"] == false);
+    assert!(identity_holds(&s), "{s}");
+    assert_eq!(jobs(&s)[3], 0, "nothing rejected: {s}");
+}

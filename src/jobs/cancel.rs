@@ -84,8 +84,17 @@ impl CancelToken {
     /// I/O side: `Queued | Running -> Cancelled | TimedOut`. False means the job
     /// already finished and its outcome is on its way.
     pub fn cancel(&self, why: JobState) -> bool {
+        self.cancel_from(why).is_some()
+    }
+
+    /// [`CancelToken::cancel`], telling where the job was: `Queued` means it
+    /// never ran and never will (its compute core's `start` fails), so its
+    /// canceller frees its queue slot; `None` means it had finished.
+    pub fn cancel_from(&self, why: JobState) -> Option<JobState> {
         debug_assert!(matches!(why, JobState::Cancelled | JobState::TimedOut));
-        self.transition(&[JobState::Queued, JobState::Running], why)
+        [JobState::Queued, JobState::Running]
+            .into_iter()
+            .find(|&from| self.transition(&[from], why))
     }
 
     fn transition(&self, from: &[JobState], to: JobState) -> bool {

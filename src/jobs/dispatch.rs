@@ -2,7 +2,8 @@
 //! reject it at once.
 //!
 //! Admission is a per-compute-core counter (`ComputeCoreStats::in_flight`:
-//! waiting jobs plus the running one) checked against `--queue-depth` + 1; the mesh channels are sized so an admitted job
+//! waiting jobs plus the running one, a cancelled job no longer counted)
+//! checked against `--queue-depth` + 1; the mesh channels are sized so an admitted job
 //! always fits, and a failed `try_send_to` hands the job back so the next core
 //! is tried. No core has room -> `None`, and the caller answers 503. Nothing
 //! here ever waits.
@@ -18,7 +19,7 @@ use glommio::{GlommioError, ResourceType};
 
 use super::estimate::retry_after_secs;
 use super::pending::Pending;
-use super::{CancelToken, Job, JobFn, JobInput};
+use super::{CancelToken, InputSlot, Job, JobFn, JobInput, JobState};
 use crate::http::Response;
 use crate::stats::Stats;
 
@@ -43,6 +44,21 @@ pub const REFUSAL_REASONS: [&str; 3] = ["queues_full", "deadline", "route_share"
 pub struct RouteLimit {
     pub route: usize,
     pub cap: Option<usize>,
+}
+
+/// A dispatched job, as the request that waits for it holds it: enough to
+/// cancel it and, if it never started, to free its queue slot at once
+/// ([`Dispatcher::cancel`]).
+pub struct Ticket {
+    /// The job's id in this I/O core's pending table.
+    pub id: u64,
+    pub cancel: CancelToken,
+    /// The compute core (index in `Stats::compute`) whose queue it is in.
+    core: usize,
+    route: usize,
+    /// What it added to that core's expected wait.
+    expected: super::estimate::Expected,
+    input: InputSlot,
 }
 
 /// One per I/O core.
@@ -121,7 +137,7 @@ impl Dispatcher {
         limit: RouteLimit,
         run: JobFn,
         input: JobInput,
-    ) -> Result<(u64, CancelToken), Refusal> {
+    ) -> Result<Ticket, Refusal> {
         let route = limit.route;
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1));
@@ -137,6 +153,7 @@ impl Dispatcher {
             .collect();
         order.sort_unstable();
         let cancel = CancelToken::new();
+        let input = InputSlot::new(input);
         let estimates = &self.stats.estimates;
         let mut job = Job {
             id,
@@ -144,7 +161,7 @@ impl Dispatcher {
             cancel: cancel.clone(),
             route,
             run,
-            input,
+            input: input.clone(),
             dispatched: std::time::Instant::now(),
             expected: Default::default(),
         };
@@ -170,7 +187,14 @@ impl Dispatcher {
                 Ok(()) => {
                     self.pending.register(id);
                     self.stats.io[self.io_index].accepted.fetch_add(1, Relaxed);
-                    return Ok((id, cancel));
+                    return Ok(Ticket {
+                        id,
+                        cancel,
+                        core: c,
+                        route,
+                        expected: added,
+                        input,
+                    });
                 }
                 Err(err) => {
                     in_flight.fetch_sub(1, AcqRel);
@@ -184,6 +208,31 @@ impl Dispatcher {
             }
         }
         Err(why)
+    }
+
+    /// Cancels a dispatched job (`why`: `Cancelled` or `TimedOut`); false
+    /// when it had already finished (its outcome is on its way). A job
+    /// still waiting gives back its place at once: its compute core's
+    /// count (`--queue-depth`, `/stats` `queued`), its route's share and
+    /// its part of the expected wait that deadline admission reads, and
+    /// its input is dropped. Its compute core, which may be busy with a
+    /// job that ignores its cancel, later skips what is left of it
+    /// (`CancelToken::start` fails) without counting it again.
+    pub fn cancel(&self, ticket: &Ticket, why: JobState) -> bool {
+        match ticket.cancel.cancel_from(why) {
+            Some(JobState::Queued) => {
+                let core = &self.stats.compute[ticket.core];
+                core.in_flight.fetch_sub(1, AcqRel);
+                core.route_in_flight[ticket.route].fetch_sub(1, AcqRel);
+                self.stats
+                    .estimates
+                    .dequeued(ticket.core, ticket.expected, false);
+                ticket.input.clear();
+                true
+            }
+            Some(_) => true,
+            None => false,
+        }
     }
 
     /// Counts a refused job and returns its 503: `Retry-After` is `wait`

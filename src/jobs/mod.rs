@@ -231,13 +231,41 @@ pub struct Job {
     pub route: usize,
     /// The route's job.
     pub run: JobFn,
-    /// The request, as plain data.
-    pub input: JobInput,
+    /// The request, as plain data: taken by the compute core when the job
+    /// starts, dropped by its canceller if it is cancelled while it waits.
+    pub input: InputSlot,
     /// When the I/O core queued it (for `JobContext::queued`).
     pub dispatched: std::time::Instant,
     /// The route's expected run time and its variance when it was queued
     /// (what it added to its core's expected wait; `jobs::estimate`).
     pub expected: estimate::Expected,
+}
+
+/// A queued job's input, shared by the job on its way to a compute core and
+/// the request that waits for it. A job cancelled while it waits never runs
+/// but stays in its channel until its compute core gets to it (which may
+/// be busy with a job that ignores its cancel); its canceller empties this
+/// slot at once, so that what stays holds no request body (up to
+/// `--max-job-body`). Never contended: the token's one winning transition
+/// decides who touches it (`start` -> the compute core takes it;
+/// `cancel_from` returning `Queued` -> the canceller empties it).
+#[derive(Clone, Default)]
+pub struct InputSlot(Arc<std::sync::Mutex<Option<JobInput>>>);
+
+impl InputSlot {
+    pub fn new(input: JobInput) -> InputSlot {
+        InputSlot(Arc::new(std::sync::Mutex::new(Some(input))))
+    }
+
+    /// The input, once; `None` if it was taken or dropped.
+    pub fn take(&self) -> Option<JobInput> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Drops the input now (the job will never run).
+    pub fn clear(&self) {
+        drop(self.take());
+    }
 }
 
 /// The message on the results mesh (compute core -> I/O core).

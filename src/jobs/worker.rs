@@ -159,10 +159,12 @@ async fn run_supervised(
                 continue;
             }
         };
-        let estimates = &core.stats.estimates;
-        estimates.dequeued(core.index, job.expected, true);
-        let outcome = supervisor.run(&job).await;
-        estimates.idle(core.index);
+        let Some(outcome) = supervisor.run(&job).await else {
+            // Cancelled while it waited: its canceller gave back its slot
+            // and dropped its input (`Dispatcher::cancel`).
+            continue;
+        };
+        core.stats.estimates.idle(core.index);
         stats.in_flight.fetch_sub(1, AcqRel);
         stats.route_in_flight[job.route].fetch_sub(1, AcqRel);
         if let Some(outcome) = outcome {
@@ -193,6 +195,11 @@ async fn drain_stream(
 ) {
     let stats = &core.stats.compute[core.index];
     while let Some(job) = stream.recv().await {
+        if !job.cancel.start() {
+            // Cancelled while it waited: its canceller gave back its slot
+            // and dropped its input (`Dispatcher::cancel`).
+            continue;
+        }
         let estimates = &core.stats.estimates;
         estimates.dequeued(core.index, job.expected, true);
         let outcome = run_job(&core, &job);
@@ -207,14 +214,15 @@ async fn drain_stream(
     }
 }
 
-/// Runs one job; returns the outcome to send back, or `None` when the job was
-/// cancelled (its canceller answered and counted it).
+/// Runs one job, already started (`CancelToken::start`); returns the
+/// outcome to send back, or `None` when the job was cancelled (its
+/// canceller answered and counted it).
 fn run_job(core: &ComputeCore, job: &Job) -> Option<JobOutcome> {
     let cancel = &job.cancel;
     let stats = &core.stats.compute[core.index];
-    if !cancel.start() {
-        return None;
-    }
+    // Always there: only a canceller that stopped the job before its start
+    // takes it (`InputSlot`).
+    let input = job.input.take().unwrap_or_default();
     stats.running.store(true, Relaxed);
     let started = Instant::now();
     let cpu_before = thread_cpu_time();
@@ -224,7 +232,7 @@ fn run_job(core: &ComputeCore, job: &Job) -> Option<JobOutcome> {
         core.shared,
         started.saturating_duration_since(job.dispatched),
     );
-    let result = run_caught(|| (job.run)(&job.input, &ctx));
+    let result = run_caught(|| (job.run)(&input, &ctx));
     let took = started.elapsed();
     let cpu = thread_cpu_time().saturating_sub(cpu_before);
     stats.record_duration(took);

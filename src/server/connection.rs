@@ -24,7 +24,7 @@ use super::timeouts::{Expired, Watch};
 use crate::http::{
     BodyKind, Next, ParseError, RequestHead, RequestReader, Response, Version, MAX_BODY_BYTES,
 };
-use crate::jobs::dispatch::RouteLimit;
+use crate::jobs::dispatch::{RouteLimit, Ticket};
 use crate::jobs::worker::run_caught;
 use crate::jobs::{
     outcome_response, CancelToken, JobContext, JobFn, JobInput, JobOutcome, JobState,
@@ -647,7 +647,7 @@ impl Connection {
                 .handler
                 .queue_cap(core.config.queue_depth),
         };
-        let (id, cancel) = match core.dispatcher.dispatch(limit, job, input) {
+        let ticket = match core.dispatcher.dispatch(limit, job, input) {
             Ok(dispatched) => dispatched,
             Err(why) => {
                 // Admission had room when the head came; the body took long
@@ -659,10 +659,10 @@ impl Connection {
                 return Some(core.dispatcher.refuse_now(why));
             }
         };
+        let id = ticket.id;
         let _guard = WaitGuard {
             core: &core,
-            id,
-            cancel: &cancel,
+            ticket: &ticket,
         };
         // Decided at admission: the route's job timeout (or the server's),
         // shortened by the caller's deadline.
@@ -704,7 +704,7 @@ impl Connection {
             match event {
                 Waited::Outcome(outcome) => return Some(outcome_response(outcome)),
                 Waited::TimedOut => {
-                    if cancel.cancel(JobState::TimedOut) {
+                    if core.dispatcher.cancel(&ticket, JobState::TimedOut) {
                         pending.remove(id);
                         core.stats.io[core.index].timed_out.fetch_add(1, Relaxed);
                         log::warn!(
@@ -867,14 +867,15 @@ enum Waited {
 /// the job is still pending, it is cancelled and counted as cancelled.
 struct WaitGuard<'a> {
     core: &'a IoCore,
-    id: u64,
-    cancel: &'a CancelToken,
+    ticket: &'a Ticket,
 }
 
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
-        let pending = &self.core.dispatcher.pending;
-        if pending.remove(self.id) && self.cancel.cancel(JobState::Cancelled) {
+        let dispatcher = &self.core.dispatcher;
+        if dispatcher.pending.remove(self.ticket.id)
+            && dispatcher.cancel(self.ticket, JobState::Cancelled)
+        {
             self.core.stats.io[self.core.index]
                 .cancelled
                 .fetch_add(1, Relaxed);

@@ -29,7 +29,7 @@ use super::spawn::{kill_group, spawn, WorkerCommand};
 use super::{WorkerProgram, NOT_THE_WORKERS};
 use crate::http::Response;
 use crate::jobs::worker::ComputeCore;
-use crate::jobs::{cpu_clock, Job, JobOutcome, JobState};
+use crate::jobs::{cpu_clock, Job, JobInput, JobOutcome, JobState};
 use crate::server::SPIN_BEFORE_PARK;
 
 /// How often a running job's cancel token is looked at.
@@ -418,22 +418,26 @@ impl Supervisor {
         self.spawn();
     }
 
-    /// Runs one job in the worker; returns the outcome to send back, or
-    /// `None` when the job was cancelled (its canceller answered and counted it).
-    pub async fn run(&mut self, job: &Job) -> Option<JobOutcome> {
-        if !self.ensure_ready(job).await {
+    /// Runs one job in the worker. `None` when it never started: it was
+    /// cancelled while it waited, and its canceller gave back its slot.
+    /// Otherwise the outcome to send back, `None` when the job was
+    /// cancelled while it ran (its canceller answered and counted it).
+    pub async fn run(&mut self, job: &Job) -> Option<Option<JobOutcome>> {
+        if !self.ensure_ready(job).await || !job.cancel.start() {
             return None;
         }
-        if !job.cancel.start() {
-            return None;
-        }
+        self.core
+            .stats
+            .estimates
+            .dequeued(self.core.index, job.expected, true);
+        let input = job.input.take().unwrap_or_default();
         let all_stats = self.core.stats.clone();
         let stats = &all_stats.compute[self.core.index];
         stats.running.store(true, Relaxed);
         let started = Instant::now();
         let queued = started.saturating_duration_since(job.dispatched);
         let (clock, cpu_before) = self.worker_cpu();
-        let outcome = self.run_started(job).await;
+        let outcome = self.run_started(job, &input).await;
         if let Some(worker) = self.worker.as_mut().filter(|w| w.ready) {
             // The worker that took the job is still there: healthy.
             worker.proven = true;
@@ -453,7 +457,7 @@ impl Supervisor {
             .estimates
             .finished(self.core.index, job.route, took);
         stats.running.store(false, Relaxed);
-        outcome
+        Some(outcome)
     }
 
     /// The current worker's CPU clock and its reading now.
@@ -462,7 +466,7 @@ impl Supervisor {
         (clock, clock.and_then(cpu_clock))
     }
 
-    async fn run_started(&mut self, job: &Job) -> Option<JobOutcome> {
+    async fn run_started(&mut self, job: &Job, input: &JobInput) -> Option<JobOutcome> {
         let _parks = SpinOff::new(self.core.shared);
         let all_stats = self.core.stats.clone();
         let stats = &all_stats.compute[self.core.index];
@@ -479,7 +483,7 @@ impl Supervisor {
                 JobOutcome::Panicked(format!("route {} has no job in the worker", job.route))
             });
         }
-        let mut wire = Vec::with_capacity(job.input.body.len() + 512);
+        let mut wire = Vec::with_capacity(input.body.len() + 512);
         // From here until the answer the executor parks (in poll(2)) rather
         // than spinning: the worker needs this CPU.
         let queued = Instant::now().saturating_duration_since(job.dispatched);
@@ -488,7 +492,7 @@ impl Supervisor {
             route,
             (self.core.cpu as u32, self.core.shared),
             u64::try_from(queued.as_micros()).unwrap_or(u64::MAX),
-            &job.input,
+            input,
             &mut wire,
         );
         let mut sent = 0;
