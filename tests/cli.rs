@@ -111,6 +111,33 @@ fn sigterm_lets_an_in_flight_job_finish() {
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0));
 }
 
+/// A job that ignores its cancel (`/spin`) cannot be stopped in thread
+/// isolation, but once its request has its 504 nobody waits for it: SIGTERM
+/// still stops the server with exit 0, before the job would have ended,
+/// whether the signal comes after the 504 or while its request waits.
+#[test]
+fn sigterm_does_not_wait_for_a_job_that_ignores_its_cancel() {
+    for signal_first in [false, true] {
+        let (mut child, addr) = spawn_serve(&["--job-timeout", "1"]);
+        let at: std::net::SocketAddr = addr.parse().unwrap();
+        let spin = std::thread::spawn(move || get(at, "/spin?id=s&secs=60", &[]).status);
+        std::thread::sleep(Duration::from_millis(if signal_first { 300 } else { 1500 }));
+        let sent = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert_eq!(spin.join().unwrap(), 504);
+        assert_eq!(
+            wait_exit(&mut child, Duration::from_secs(30)),
+            Some(0),
+            "signal first: {signal_first}"
+        );
+        // The drain (the job timeout) and a second of grace, not the spin.
+        assert!(sent.elapsed() < Duration::from_secs(20), "{:?}", sent.elapsed());
+    }
+}
+
 #[test]
 fn an_address_in_use_is_a_clear_error() {
     let (mut child, addr) = spawn_serve(&[]);

@@ -84,6 +84,27 @@ pub struct ServerHandle {
 /// Extra time `join` allows beyond the drain bound (job timeout + 1 s).
 const JOIN_GRACE: Duration = Duration::from_secs(5);
 
+/// True when every executor in `waiting` is a compute executor whose
+/// core is inside a job: once the I/O executors are gone, such a job's
+/// request has been answered (see [`ServerHandle::join`]).
+fn only_abandoned_jobs_left(stats: &Stats, waiting: &[String]) -> bool {
+    waiting.iter().all(|name| {
+        name.strip_prefix("hl-compute-")
+            .and_then(|cpu| cpu.parse::<usize>().ok())
+            .is_some_and(|cpu| {
+                stats.compute.iter().any(|c| {
+                    c.cpu.load(Ordering::Relaxed) == cpu && c.running.load(Ordering::Relaxed)
+                })
+            })
+    })
+}
+
+/// How long `join` waits for a compute executor still inside a job once
+/// every I/O executor has stopped: a cancelled job that checks its token
+/// stops at its next step (milliseconds; a `/slow_threaded` step of
+/// n=20000 is about 2 ms); one that ignores it never will.
+const ABANDONED_JOB_GRACE: Duration = Duration::from_secs(1);
+
 impl Server {
     /// Starts every executor of `config.layout` serving `router`, and returns
     /// once all of them are ready. Errors (address in use, bad CPU, memlock)
@@ -458,7 +479,11 @@ impl ServerHandle {
     /// job timeout, and an executor that still has not exited by then (seen
     /// before glommio patch 13, when an executor parked with a runnable task
     /// and slept through its wake-up timers) is abandoned and reported, so a
-    /// stop never hangs.
+    /// stop never hangs. A compute executor still inside a job once every
+    /// I/O executor has stopped (every request answered) runs a job nobody
+    /// waits for that ignores its cancel (thread isolation cannot stop it):
+    /// after `ABANDONED_JOB_GRACE` (1 s) it is left behind with a warning, and
+    /// the stop is still clean (the contract's exit 0).
     pub fn join(self) -> Result<()> {
         let (done_tx, done_rx) = mpsc::channel();
         let mut waiting = Vec::new();
@@ -481,14 +506,33 @@ impl ServerHandle {
         drop(done_tx);
         let deadline = std::time::Instant::now() + self.join_bound;
         let mut failures = Vec::new();
+        // Set once only compute executors inside a job are left (below).
+        let mut grace_until = None;
         while !waiting.is_empty() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let stuck = only_abandoned_jobs_left(&self.stats, &waiting);
+            if stuck && grace_until.is_none() {
+                grace_until = Some(std::time::Instant::now() + ABANDONED_JOB_GRACE);
+            }
+            let until = grace_until.map_or(deadline, |g: std::time::Instant| g.min(deadline));
+            let left = until.saturating_duration_since(std::time::Instant::now());
             match done_rx.recv_timeout(left) {
                 Ok((name, result)) => {
                     waiting.retain(|n| *n != name);
                     if let Err(err) = result {
                         failures.push(format!("{name}: {err}"));
                     }
+                }
+                Err(_) if only_abandoned_jobs_left(&self.stats, &waiting) => {
+                    // Every I/O core has stopped, so every request has its
+                    // answer: what these still run is a job nobody waits
+                    // for (timed out or hung up on) that ignores its
+                    // cancel, which a thread cannot be made to drop. The
+                    // process exits without it.
+                    log::warn!(
+                        "{} still run a job that ignores its cancel (its request was answered); stopping without waiting for it",
+                        waiting.join(", ")
+                    );
+                    break;
                 }
                 Err(_) => {
                     log::warn!(
