@@ -142,11 +142,25 @@ impl CoreLayout {
                     .collect();
                 let spare_for_io = usize::from(io.is_none());
                 if k + spare_for_io > free.len() {
-                    return Err(Error::Config(format!(
-                        "--reserve {k}: only {} usable CPUs ({}), and at least one must do I/O",
-                        usable.len(),
-                        format_cpus(usable)
-                    )));
+                    return Err(Error::Config(match (io, reserve) {
+                        // The default reserve, with every usable CPU named
+                        // for I/O: say what the user did name.
+                        (Some(list), None) => format!(
+                            "--io-cores {} leaves no usable CPU for a compute core (usable: {}): name one with --compute-cores, or pass --reserve 0 to share the last I/O CPU",
+                            format_cpus(&list.0),
+                            format_cpus(usable)
+                        ),
+                        (Some(_), Some(_)) => format!(
+                            "--reserve {k}: only {} usable CPUs are not named by --io-cores ({})",
+                            free.len(),
+                            if free.is_empty() { "none".into() } else { format_cpus(&free) }
+                        ),
+                        (None, _) => format!(
+                            "--reserve {k}: only {} usable CPUs ({}), and at least one must do I/O",
+                            usable.len(),
+                            format_cpus(usable)
+                        ),
+                    }));
                 }
                 free[free.len() - k..].to_vec()
             }
@@ -323,6 +337,23 @@ mod tests {
         // Nothing left for I/O.
         assert!(CoreLayout::resolve(&usable, None, None, Some(2)).is_err());
         assert!(CoreLayout::resolve(&usable, None, Some(&list("0-1")), None).is_err());
+        // Every CPU named for I/O, no --reserve: the message names what was
+        // given, not a --reserve the user never passed.
+        let err = CoreLayout::resolve(&usable, Some(&list("0-1")), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--io-cores 0-1 leaves no usable CPU for a compute core")
+                && err.contains("--reserve 0"),
+            "{err}"
+        );
+        let err = CoreLayout::resolve(&usable, Some(&list("0")), None, Some(2))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not named by --io-cores (1)"), "{err}");
+        // Sharing on purpose is fine.
+        let l = CoreLayout::resolve(&usable, Some(&list("0-1")), None, Some(0)).unwrap();
+        assert_eq!((l.compute, l.shared), (vec![1], true));
     }
 
     #[test]

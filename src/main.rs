@@ -49,8 +49,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         // The worker's routes replace the seed's jobs; /fast stays.
         Some(command) => {
             let first_core = config.layout.compute.first().copied();
-            let worker = ExternalWorker::probe(command, config.job_memory, first_core)
-                .map_err(|why| anyhow::anyhow!("{why}"))?;
+            let Some(worker) = probe_unless_stopped(command, config.job_memory, first_core)? else {
+                log::info!("signal received while the worker command was checked: stopped");
+                return Ok(ExitCode::SUCCESS);
+            };
             let base = routes::fast_router();
             let built_in = ["/stats", "/metrics", "/healthz"];
             if let Some(taken) = worker.routes.iter().find(|r| {
@@ -73,6 +75,25 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Server::run_until_signal(config, router)?;
     log::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ExternalWorker::probe` (which may wait up to 10 s for the worker's
+/// Hello) with SIGINT and SIGTERM already caught, so that a signal
+/// meanwhile stops `serve` with exit 0, as at any other time, rather than
+/// killing it (exit 143). `Ok(None)`: a signal came first (the checked
+/// command's process group is killed, as after any check).
+fn probe_unless_stopped(
+    command: &str,
+    job_memory: Option<u64>,
+    cpu: Option<usize>,
+) -> anyhow::Result<Option<ExternalWorker>> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
+    }
+    ExternalWorker::probe_until(command, job_memory, cpu, &stop)
+        .map_err(|why| anyhow::anyhow!("{why}"))
 }
 
 fn init_logging(level: &str) -> anyhow::Result<()> {

@@ -134,8 +134,54 @@ fn sigterm_does_not_wait_for_a_job_that_ignores_its_cancel() {
             "signal first: {signal_first}"
         );
         // The drain (the job timeout) and a second of grace, not the spin.
-        assert!(sent.elapsed() < Duration::from_secs(20), "{:?}", sent.elapsed());
+        assert!(
+            sent.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            sent.elapsed()
+        );
     }
+}
+
+/// SIGTERM while `--worker-cmd` is still being checked (its worker has not
+/// said Hello yet) stops `serve` at once with exit 0, as at any other time,
+/// and leaves no worker behind.
+#[test]
+fn sigterm_while_the_worker_command_is_checked_exits_0() {
+    let marker = format!("hl-probe-sleeper-{}", std::process::id());
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+        .args([
+            "--worker-cmd",
+            &format!("python3 -c 'import time; time.sleep(30)' {marker}"),
+        ])
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let sent = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(9)), Some(0));
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let left = || {
+        Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    while left() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!left(), "the checked worker outlived serve");
 }
 
 #[test]

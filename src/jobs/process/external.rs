@@ -9,6 +9,7 @@
 //! same routes.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ use crate::router::{offload, Router};
 pub const MAX_ROUTES: usize = 1024;
 /// Bytes of the probe's stderr shown in a start-up error.
 const STDERR_SHOWN: usize = 2048;
+/// How often a check that may be stopped (`probe_until`) looks at its flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// An external worker command and the routes it announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +51,21 @@ impl ExternalWorker {
         job_memory: Option<u64>,
         cpu: Option<usize>,
     ) -> Result<ExternalWorker, String> {
-        Self::probe_within(command, job_memory, cpu, START_TIMEOUT)
+        Self::probe_within(command, job_memory, cpu, START_TIMEOUT, None)
+            .map(|probed| probed.expect("no stop flag, so never stopped"))
+    }
+
+    /// [`ExternalWorker::probe`] that gives up when `stop` turns true (a
+    /// signal came while the command was checked): `Ok(None)`, with the
+    /// checked command's process group killed as after any check. `stop`
+    /// is looked at every 50 ms while the Hello is awaited.
+    pub fn probe_until(
+        command: &str,
+        job_memory: Option<u64>,
+        cpu: Option<usize>,
+        stop: &AtomicBool,
+    ) -> Result<Option<ExternalWorker>, String> {
+        Self::probe_within(command, job_memory, cpu, START_TIMEOUT, Some(stop))
     }
 
     fn probe_within(
@@ -56,7 +73,8 @@ impl ExternalWorker {
         job_memory: Option<u64>,
         cpu: Option<usize>,
         limit: Duration,
-    ) -> Result<ExternalWorker, String> {
+        stop: Option<&AtomicBool>,
+    ) -> Result<Option<ExternalWorker>, String> {
         if command.trim().is_empty() {
             return Err("--worker-cmd is empty".into());
         }
@@ -86,7 +104,7 @@ impl ExternalWorker {
                 }
             });
         }
-        let outcome = read_hello(spawned.jobs, limit);
+        let outcome = read_hello(spawned.jobs, limit, stop);
         // Give an exiting command a moment to be reaped with its status.
         let status = {
             let until = Instant::now() + Duration::from_millis(200);
@@ -107,7 +125,8 @@ impl ExternalWorker {
         // wait for it.
         let _ = collector_done.recv_timeout(Duration::from_secs(1));
         let routes = match outcome {
-            Ok(routes) => routes,
+            Ok(Some(routes)) => routes,
+            Ok(None) => return Ok(None),
             Err(why) => {
                 let why = match status {
                     Some(status) => format!(
@@ -135,10 +154,10 @@ impl ExternalWorker {
             }
         };
         check_routes(&routes).map_err(|why| format!("worker command {command:?}: {why}"))?;
-        Ok(ExternalWorker {
+        Ok(Some(ExternalWorker {
             command: command.to_owned(),
             routes,
-        })
+        }))
     }
 
     /// `router` plus, for each announced path, an offloaded GET and POST
@@ -161,11 +180,13 @@ impl ExternalWorker {
     }
 }
 
-/// Reads frames until a whole `Hello` is in, for at most `limit`.
+/// Reads frames until a whole `Hello` is in, for at most `limit`; `None`
+/// once `stop` is set.
 fn read_hello(
     mut socket: std::os::unix::net::UnixStream,
     limit: Duration,
-) -> Result<Vec<String>, String> {
+    stop: Option<&AtomicBool>,
+) -> Result<Option<Vec<String>>, String> {
     let deadline = Instant::now() + limit;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -178,7 +199,7 @@ fn read_hello(
                         super::PROTOCOL_VERSION
                     ));
                 }
-                return Ok(routes);
+                return Ok(Some(routes));
             }
             Ok(Some((other, _))) => {
                 return Err(format!(
@@ -194,12 +215,19 @@ fn read_hello(
                 ));
             }
         }
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Ok(None);
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(format!("no Hello within {} s", limit.as_secs_f64()));
         }
+        let wait = match stop {
+            Some(_) => left.min(STOP_POLL),
+            None => left,
+        };
         socket
-            .set_read_timeout(Some(left))
+            .set_read_timeout(Some(wait))
             .map_err(|err| format!("socket: {err}"))?;
         match socket.read(&mut chunk) {
             Ok(0) if buf.is_empty() => return Err("it closed its stdout before its Hello".into()),
@@ -212,14 +240,12 @@ fn read_hello(
             }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            // The loop tells a stop (checked first) from the deadline.
             Err(err)
                 if matches!(
                     err.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(format!("no Hello within {} s", limit.as_secs_f64()))
-            }
+                ) => {}
             Err(err) => return Err(format!("reading its Hello: {err}")),
         }
     }
@@ -275,7 +301,9 @@ mod tests {
     fn a_probe_reads_the_hello_or_says_why_not() {
         // A Hello written by printf: len 19, kind 3, version 1, one route "/hello".
         let hello = r"printf '\023\000\000\000\003\001\000\000\000\001\000\000\000\006\000\000\000/hello'; sleep 5";
-        let w = ExternalWorker::probe_within(hello, None, None, Duration::from_secs(10)).unwrap();
+        let w = ExternalWorker::probe_within(hello, None, None, Duration::from_secs(10), None)
+            .unwrap()
+            .unwrap();
         assert_eq!(w.routes, vec!["/hello".to_string()]);
 
         let err = ExternalWorker::probe_within(
@@ -283,24 +311,60 @@ mod tests {
             None,
             None,
             Duration::from_secs(10),
+            None,
         )
         .unwrap_err();
         assert!(err.contains("exit status 4"), "{err}");
         assert!(err.contains("oops"), "{err}");
 
-        let err =
-            ExternalWorker::probe_within("echo hello there", None, None, Duration::from_secs(10))
-                .unwrap_err();
+        // Stopped while it waits for a Hello that never comes: no answer,
+        // well before the 10 s limit.
+        let stop = AtomicBool::new(false);
+        let started = Instant::now();
+        let probed = std::thread::scope(|scope| {
+            let probe = scope.spawn(|| {
+                ExternalWorker::probe_within(
+                    "sleep 30",
+                    None,
+                    None,
+                    Duration::from_secs(10),
+                    Some(&stop),
+                )
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            stop.store(true, Ordering::Relaxed);
+            probe.join().unwrap()
+        });
+        assert!(
+            matches!(probed, Ok(None)),
+            "{:?}",
+            probed.map(|w| w.map(|w| w.routes))
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let err = ExternalWorker::probe_within(
+            "echo hello there",
+            None,
+            None,
+            Duration::from_secs(10),
+            None,
+        )
+        .unwrap_err();
         assert!(err.contains("not a Hello"), "{err}");
 
         let started = Instant::now();
-        let err = ExternalWorker::probe_within("sleep 30", None, None, Duration::from_millis(300))
-            .unwrap_err();
+        let err =
+            ExternalWorker::probe_within("sleep 30", None, None, Duration::from_millis(300), None)
+                .unwrap_err();
         assert!(err.contains("no Hello within"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
 
-        let err =
-            ExternalWorker::probe_within("   ", None, None, Duration::from_secs(1)).unwrap_err();
+        let err = ExternalWorker::probe_within("   ", None, None, Duration::from_secs(1), None)
+            .unwrap_err();
         assert!(err.contains("empty"), "{err}");
     }
 }
