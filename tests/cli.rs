@@ -121,13 +121,29 @@ fn sigterm_does_not_wait_for_a_job_that_ignores_its_cancel() {
         let (mut child, addr) = spawn_serve(&["--job-timeout", "1"]);
         let at: std::net::SocketAddr = addr.parse().unwrap();
         let spin = std::thread::spawn(move || get(at, "/spin?id=s&secs=60", &[]).status);
-        std::thread::sleep(Duration::from_millis(if signal_first { 300 } else { 1500 }));
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            let stats: serde_json::Value =
+                serde_json::from_slice(&get(at, "/stats", &[]).body).unwrap();
+            if stats["compute_cores"][0]["running"] == true {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let spin = if signal_first {
+            Some(spin)
+        } else {
+            assert_eq!(spin.join().unwrap(), 504);
+            None
+        };
         let sent = Instant::now();
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap();
-        assert_eq!(spin.join().unwrap(), 504);
+        if let Some(spin) = spin {
+            assert_eq!(spin.join().unwrap(), 504);
+        }
         assert_eq!(
             wait_exit(&mut child, Duration::from_secs(30)),
             Some(0),
