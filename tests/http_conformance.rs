@@ -165,6 +165,22 @@ fn a_refused_request_with_a_small_body_keeps_its_connection() {
             (405, Some("close"))
         );
     }
+    // A chunked body that runs past 1 MiB: the request's own answer (not a
+    // 413), then the connection closes.
+    let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "c".repeat(64 * 1024));
+    for (head, status) in [("DELETE /fast?id=1", 405), ("POST /gzip?level=99", 400)] {
+        let mut s = connect(server.addr, SLOW);
+        let request = format!(
+            "{head} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{}0\r\n\r\n",
+            chunk.repeat(32)
+        );
+        let _ = s.write_all(request.as_bytes());
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(status_of(&out), status, "{head}: {text:?}");
+        assert!(text.contains("Connection: close"), "{head}: {text:?}");
+    }
 }
 
 /// The request line's own limit is RFC 9112's request-line, its CRLF not
@@ -195,6 +211,11 @@ fn request_line_limit_scheme_and_empty_host() {
         ),
         ("GET /fast?id=1 HTTP/1.1\r\nHost:\r\n\r\n".into(), 400),
         ("GET /fast?id=1 HTTP/1.1\r\nHost: \r\n\r\n".into(), 400),
+        ("GET /fast?id=1 HTTP/1.1\r\nHost: :80\r\n\r\n".into(), 400),
+        (
+            "GET http://:80/fast?id=1 HTTP/1.1\r\nHost: t\r\n\r\n".into(),
+            400,
+        ),
         (
             "GET HTTPS://t/fast?id=1 HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n".into(),
             200,

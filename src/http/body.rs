@@ -244,6 +244,13 @@ impl BodyReader {
                 Ok(1)
             }
             State::Trailers { at } => {
+                // No further than one byte past the limit: what lies beyond
+                // is the 413's, whatever it holds, as it would be had the
+                // bytes come one by one.
+                let room = usize::try_from(self.limit.saturating_sub(self.taken))
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1);
+                let rest = rest.get(..room).unwrap_or(rest);
                 for (i, &b) in rest.iter().enumerate() {
                     let (next, ended) = at.next(b)?;
                     if ended {
@@ -668,6 +675,18 @@ mod tests {
         // The same past a smaller limit: 413, not a trailer error.
         let (_, done, e) = feed_with(BodyKind::Chunked, 32 * 1024, &trailers, &[]);
         assert_eq!((done, e), (false, Some(ParseError::BodyTooLarge)));
+        // A bad byte past the limit is the limit's 413 however the bytes
+        // are cut; one within it is a 400.
+        let bad_after = b"1\r\nx\r\n0\r\nX: abcdefgh\0\r\n\r\n";
+        for (limit, want) in [(14, ParseError::BodyTooLarge), (30, BAD_TRAILERS)] {
+            for cuts in [&[][..], &[13], &[14, 15, 16]] {
+                let (_, _, e) = feed_with(BodyKind::Chunked, limit, bad_after, cuts);
+                assert_eq!(e, Some(want), "limit {limit}, cuts {cuts:?}");
+            }
+            let one_by_one: Vec<usize> = (1..bad_after.len()).collect();
+            let (_, _, e) = feed_with(BodyKind::Chunked, limit, bad_after, &one_by_one);
+            assert_eq!(e, Some(want), "limit {limit}, byte by byte");
+        }
     }
 
     #[test]

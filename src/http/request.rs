@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 use super::body::is_tchar;
-use super::target::{is_valid_host, parse_target, TargetForm, MAX_METHOD_BYTES};
+use super::target::{host_is_empty, is_valid_host, parse_target, TargetForm, MAX_METHOD_BYTES};
 use super::{ParseError, MAX_HEADERS, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES};
 
 /// The HTTP versions spoken; anything else is refused with 505 or 400.
@@ -319,7 +319,7 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
             if !is_valid_host(value) {
                 return Err(BAD_HOST);
             }
-            empty_host = value.trim_ascii().is_empty();
+            empty_host = host_is_empty(value);
         } else if name.eq_ignore_ascii_case("connection") {
             for token in tokens(value) {
                 close |= token.eq_ignore_ascii_case(b"close");
@@ -576,6 +576,10 @@ mod tests {
             HTTP/1.1 host: [::1]:8888 => Empty
             HTTP/1.1 Host: => 400
             HTTP/1.1 Host:   => 400
+            HTTP/1.1 Host: :80 => 400
+            HTTP/1.1 Host: : => 400
+            HTTP/1.1 Host: a: => Empty
+            HTTP/1.1 Host: [::1] => Empty
             HTTP/1.0 Host: => 400
             HTTP/1.0 => Empty close
             HTTP/1.0 Host: a => Empty close

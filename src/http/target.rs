@@ -79,7 +79,7 @@ pub fn parse_target(method: &str, target: &str) -> Result<TargetForm, ParseError
     }
     let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = rest.get(..authority_len).unwrap_or_default();
-    if authority.is_empty() || !is_valid_host(authority.as_bytes()) {
+    if host_is_empty(authority.as_bytes()) || !is_valid_host(authority.as_bytes()) {
         return Err(BAD_AUTHORITY);
     }
     Ok(TargetForm::Absolute {
@@ -92,6 +92,18 @@ fn is_scheme(s: &str) -> bool {
     let mut bytes = s.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// Whether a `Host` value (or an authority) names no host: empty, or only
+/// a port (`:80`, `:`). RFC 9110 section 4.2.1: an http URI with an empty
+/// host is invalid.
+pub fn host_is_empty(value: &[u8]) -> bool {
+    let value = value.trim_ascii();
+    let host = match value.iter().rposition(|&b| b == b':') {
+        Some(colon) if value.first() != Some(&b'[') => &value[..colon],
+        _ => value,
+    };
+    host.is_empty()
 }
 
 /// A `Host` field value (or an absolute-form authority): `uri-host [ ":"
@@ -273,6 +285,8 @@ mod tests {
             ("GET", "fast", "400"),
             ("GET", "http:/a/b", "400"),
             ("GET", "http:///a", "400"),
+            ("GET", "http://:80/a", "400"),
+            ("GET", "http://:/a", "400"),
             ("GET", "http://u@a/", "400"),
             ("GET", "http://a b/", "400"),
             ("GET", "1http://a/", "400"),

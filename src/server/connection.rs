@@ -440,6 +440,32 @@ impl Connection {
     /// `reject` for a framing error; a 413 names the route's own limit.
     fn reject_parse(&mut self, err: &ParseError) -> Step {
         match err {
+            // A request answered before its body, whose body is read only to
+            // keep the connection (`route_head`), and is longer than that is
+            // worth: its own answer, not a 413, and the connection closes.
+            ParseError::BodyTooLarge
+                if matches!(
+                    self.current,
+                    Some(Current {
+                        plan: Plan::Answer { .. },
+                        ..
+                    })
+                ) =>
+            {
+                let Some(Current {
+                    head,
+                    plan: Plan::Answer { route, response },
+                }) = self.current.take()
+                else {
+                    unreachable!("matched above")
+                };
+                self.core
+                    .stats
+                    .count_request(self.core.index, route, response.status);
+                response.encode_into(&mut self.out, head.version, false, head.method == "HEAD");
+                self.answered += 1;
+                Step::Close(Closed::Answered)
+            }
             ParseError::BodyTooLarge => {
                 let why = format!("request body larger than {} bytes", self.body_limit);
                 self.reject(err.status(), &why)
@@ -503,10 +529,12 @@ impl Connection {
             // A body small enough to pass on any route (1 MiB) is read and
             // ignored, as the contract says of bodies, so the connection
             // and any request pipelined behind it live on (nginx does the
-            // same). One larger, or one the client holds back until told
-            // to send it (`Expect: 100-continue`), is not worth reading:
-            // the answer goes now, in place of the `100`, and the
-            // connection closes (RFC 9110 section 10.1.1).
+            // same). One declared larger, or one the client holds back
+            // until told to send it (`Expect: 100-continue`), is not worth
+            // reading: the answer goes now, in place of the `100`, and the
+            // connection closes (RFC 9110 section 10.1.1). A chunked one
+            // that runs past 1 MiB gets the same answer then, and closes
+            // (`reject_parse`).
             let large = matches!(head.body, BodyKind::Length(n) if n > MAX_BODY_BYTES);
             if head.body != BodyKind::Empty && (head.expects_continue || large) {
                 core.stats
