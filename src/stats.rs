@@ -152,6 +152,11 @@ pub struct ComputeCoreStats {
     /// Jobs admitted to this core and not finished: the waiting ones plus the
     /// running one. Admission keeps it at most `--queue-depth` + 1.
     pub in_flight: AtomicUsize,
+    /// Jobs cancelled while they waited, out of `in_flight` but still on
+    /// their way to this core, which skips them (`Dispatcher::cancel`).
+    /// Admission keeps it at most `--queue-depth` + 1, so hang-ups behind a
+    /// job that ignores its cancel cannot pile them up without bound.
+    pub skipped_ahead: AtomicUsize,
     pub running: AtomicBool,
     pub completed: AtomicU64,
     pub failed: AtomicU64,

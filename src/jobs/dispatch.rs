@@ -102,8 +102,7 @@ impl Dispatcher {
     pub fn admit(&self, route: RouteLimit, deadline: Duration) -> Result<(), Response> {
         let estimates = &self.stats.estimates;
         let compute = &self.stats.compute;
-        let with_room =
-            (0..compute.len()).filter(|&c| compute[c].in_flight.load(Relaxed) <= self.queue_depth);
+        let with_room = (0..compute.len()).filter(|&c| self.has_room(&compute[c]));
         let mut full = true;
         let with_share = with_room.filter(|&c| {
             full = false;
@@ -170,7 +169,9 @@ impl Dispatcher {
             // The running job does not count against the depth.
             let core = &self.stats.compute[c];
             let in_flight = &core.in_flight;
-            if in_flight.fetch_add(1, AcqRel) > self.queue_depth {
+            if in_flight.fetch_add(1, AcqRel) > self.queue_depth
+                || core.skipped_ahead.load(Relaxed) > self.queue_depth + 1
+            {
                 in_flight.fetch_sub(1, AcqRel);
                 continue;
             }
@@ -219,9 +220,16 @@ impl Dispatcher {
     /// job that ignores its cancel, later skips what is left of it
     /// (`CancelToken::start` fails) without counting it again.
     pub fn cancel(&self, ticket: &Ticket, why: JobState) -> bool {
-        match ticket.cancel.cancel_from(why) {
+        let core = &self.stats.compute[ticket.core];
+        // Counted before the token moves: the compute core takes it back
+        // as soon as it sees the move, which must never find it at zero.
+        core.skipped_ahead.fetch_add(1, AcqRel);
+        let from = ticket.cancel.cancel_from(why);
+        if from != Some(JobState::Queued) {
+            core.skipped_ahead.fetch_sub(1, AcqRel);
+        }
+        match from {
             Some(JobState::Queued) => {
-                let core = &self.stats.compute[ticket.core];
                 core.in_flight.fetch_sub(1, AcqRel);
                 core.route_in_flight[ticket.route].fetch_sub(1, AcqRel);
                 self.stats
@@ -233,6 +241,14 @@ impl Dispatcher {
             Some(_) => true,
             None => false,
         }
+    }
+
+    /// Whether compute core `core` can take one more job: fewer than
+    /// `--queue-depth` waiting, and no more than `--queue-depth` + 1
+    /// cancelled jobs still on their way to it.
+    fn has_room(&self, core: &crate::stats::ComputeCoreStats) -> bool {
+        core.in_flight.load(Relaxed) <= self.queue_depth
+            && core.skipped_ahead.load(Relaxed) <= self.queue_depth + 1
     }
 
     /// Counts a refused job and returns its 503: `Retry-After` is `wait`

@@ -162,6 +162,7 @@ async fn run_supervised(
         let Some(outcome) = supervisor.run(&job).await else {
             // Cancelled while it waited: its canceller gave back its slot
             // and dropped its input (`Dispatcher::cancel`).
+            stats.skipped_ahead.fetch_sub(1, AcqRel);
             continue;
         };
         core.stats.estimates.idle(core.index);
@@ -198,6 +199,7 @@ async fn drain_stream(
         if !job.cancel.start() {
             // Cancelled while it waited: its canceller gave back its slot
             // and dropped its input (`Dispatcher::cancel`).
+            stats.skipped_ahead.fetch_sub(1, AcqRel);
             continue;
         }
         let estimates = &core.stats.estimates;
