@@ -45,11 +45,23 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log_level)?;
     let mut config = ServeConfig::try_from(args)?;
+    // Caught from here on, so one that comes before the server is up (while
+    // a worker command is checked) still stops it with exit 0: kept
+    // pending in `signals`, and seen at once by the check through `stop`.
+    let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+        .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
+    }
     let router = match &args.worker_cmd {
         // The worker's routes replace the seed's jobs; /fast stays.
         Some(command) => {
             let first_core = config.layout.compute.first().copied();
-            let Some(worker) = probe_unless_stopped(command, config.job_memory, first_core)? else {
+            let probed = ExternalWorker::probe_until(command, config.job_memory, first_core, &stop)
+                .map_err(|why| anyhow::anyhow!("{why}"))?;
+            let Some(worker) = probed else {
                 log::info!("signal received while the worker command was checked: stopped");
                 return Ok(ExitCode::SUCCESS);
             };
@@ -72,28 +84,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => routes::seed_router_for(config.max_job_body, config.isolation),
     };
-    Server::run_until_signal(config, router)?;
+    Server::run_until(config, router, signals)?;
     log::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// `ExternalWorker::probe` (which may wait up to 10 s for the worker's
-/// Hello) with SIGINT and SIGTERM already caught, so that a signal
-/// meanwhile stops `serve` with exit 0, as at any other time, rather than
-/// killing it (exit 143). `Ok(None)`: a signal came first (the checked
-/// command's process group is killed, as after any check).
-fn probe_unless_stopped(
-    command: &str,
-    job_memory: Option<u64>,
-    cpu: Option<usize>,
-) -> anyhow::Result<Option<ExternalWorker>> {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
-    }
-    ExternalWorker::probe_until(command, job_memory, cpu, &stop)
-        .map_err(|why| anyhow::anyhow!("{why}"))
 }
 
 fn init_logging(level: &str) -> anyhow::Result<()> {

@@ -79,6 +79,11 @@ pub struct ServerHandle {
     executors: Vec<(String, ExecutorJoinHandle<()>)>,
     /// How long `join` waits for the executors after `stop`.
     join_bound: Duration,
+    /// Whether a compute executor stuck in a job nobody waits for may be
+    /// left behind (thread isolation; in process isolation the supervisor
+    /// kills the job's worker within `--kill-grace`, and must, so that no
+    /// worker process outlives the server).
+    may_leave_jobs: bool,
 }
 
 /// Extra time `join` allows beyond the drain bound (job timeout + 1 s).
@@ -292,7 +297,15 @@ impl Server {
             stop,
             stats,
             executors,
-            join_bound: config.job_timeout + JOIN_GRACE,
+            // In process isolation a job past its timeout is killed
+            // `--kill-grace` later, and its compute executor stops then.
+            join_bound: config.job_timeout
+                + JOIN_GRACE
+                + match config.isolation {
+                    Isolation::Thread => Duration::ZERO,
+                    Isolation::Process => config.kill_grace,
+                },
+            may_leave_jobs: config.isolation == Isolation::Thread,
         };
         if !spawn_errors.is_empty() {
             handle.abort();
@@ -447,8 +460,20 @@ impl Server {
     /// [`Server::start`] and [`ServerHandle::join`], or signal handlers that
     /// cannot be installed.
     pub fn run_until_signal(config: ServeConfig, router: Router) -> Result<()> {
-        let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+        let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
             .map_err(|e| Error::Executor(format!("cannot install signal handlers: {e}")))?;
+        Server::run_until(config, router, signals)
+    }
+
+    /// [`Server::run_until_signal`] with the signals to stop on already
+    /// caught, for a `main` that has work to do before it serves (checking
+    /// a worker command) and must not lose a signal meanwhile: one that
+    /// came already stops the server as soon as it has started.
+    pub fn run_until(
+        config: ServeConfig,
+        router: Router,
+        mut signals: signal_hook::iterator::Signals,
+    ) -> Result<()> {
         let server = Server::start(config, router)?;
         if let Some(signal) = signals.forever().next() {
             log::info!("signal {signal} received: closing listeners, finishing in-flight requests");
@@ -481,7 +506,8 @@ impl ServerHandle {
     /// and slept through its wake-up timers) is abandoned and reported, so a
     /// stop never hangs. A compute executor still inside a job once every
     /// I/O executor has stopped (every request answered) runs a job nobody
-    /// waits for that ignores its cancel (thread isolation cannot stop it):
+    /// waits for that ignores its cancel; in thread isolation, which cannot
+    /// stop it (process isolation kills its worker within `--kill-grace`):
     /// after `ABANDONED_JOB_GRACE` (1 s) it is left behind with a warning, and
     /// the stop is still clean (the contract's exit 0).
     pub fn join(self) -> Result<()> {
@@ -509,7 +535,7 @@ impl ServerHandle {
         // Set once only compute executors inside a job are left (below).
         let mut grace_until = None;
         while !waiting.is_empty() {
-            let stuck = only_abandoned_jobs_left(&self.stats, &waiting);
+            let stuck = self.may_leave_jobs && only_abandoned_jobs_left(&self.stats, &waiting);
             if stuck && grace_until.is_none() {
                 grace_until = Some(std::time::Instant::now() + ABANDONED_JOB_GRACE);
             }
@@ -522,7 +548,9 @@ impl ServerHandle {
                         failures.push(format!("{name}: {err}"));
                     }
                 }
-                Err(_) if only_abandoned_jobs_left(&self.stats, &waiting) => {
+                Err(_)
+                    if self.may_leave_jobs && only_abandoned_jobs_left(&self.stats, &waiting) =>
+                {
                     // Every I/O core has stopped, so every request has its
                     // answer: what these still run is a job nobody waits
                     // for (timed out or hung up on) that ignores its
