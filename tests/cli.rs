@@ -200,6 +200,32 @@ fn sigterm_while_the_worker_command_is_checked_exits_0() {
     assert!(!left(), "the checked worker outlived serve");
 }
 
+/// A signal that comes after the worker command's Hello but before the
+/// server is up (here: while the check waits a second for the command's
+/// stderr, held open by a process that left its group) is kept, and stops
+/// the server as soon as it has started: exit 0, not a server running on.
+#[test]
+fn a_signal_right_after_the_workers_hello_still_stops_serve() {
+    let hello =
+        r"printf '\023\000\000\000\003\001\000\000\000\001\000\000\000\006\000\000\000/hello'";
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+        .args([
+            "--worker-cmd",
+            &format!("setsid sleep 3 & sleep 0.2; {hello}; sleep 30"),
+        ])
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+}
+
 #[test]
 fn an_address_in_use_is_a_clear_error() {
     let (mut child, addr) = spawn_serve(&[]);
