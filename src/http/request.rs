@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 use super::body::is_tchar;
-use super::target::{host_is_empty, is_valid_host, parse_target, TargetForm, MAX_METHOD_BYTES};
+use super::target::{host_of, parse_target, TargetForm, MAX_METHOD_BYTES};
 use super::{ParseError, MAX_HEADERS, MAX_HEAD_BYTES, MAX_REQUEST_LINE_BYTES};
 
 /// The HTTP versions spoken; anything else is refused with 505 or 400.
@@ -316,10 +316,10 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, ParseError>
             if hosts > 1 {
                 return Err(TWO_HOSTS);
             }
-            if !is_valid_host(value) {
+            let Some(host) = host_of(value) else {
                 return Err(BAD_HOST);
-            }
-            empty_host = host_is_empty(value);
+            };
+            empty_host = host.is_empty();
         } else if name.eq_ignore_ascii_case("connection") {
             for token in tokens(value) {
                 close |= token.eq_ignore_ascii_case(b"close");

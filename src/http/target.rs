@@ -79,7 +79,7 @@ pub fn parse_target(method: &str, target: &str) -> Result<TargetForm, ParseError
     }
     let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = rest.get(..authority_len).unwrap_or_default();
-    if host_is_empty(authority.as_bytes()) || !is_valid_host(authority.as_bytes()) {
+    if host_of(authority.as_bytes()).is_none_or(<[u8]>::is_empty) {
         return Err(BAD_AUTHORITY);
     }
     Ok(TargetForm::Absolute {
@@ -94,40 +94,28 @@ fn is_scheme(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-/// Whether a `Host` value (or an authority) names no host: empty, or only
-/// a port (`:80`, `:`). RFC 9110 section 4.2.1: an http URI with an empty
-/// host is invalid.
-pub fn host_is_empty(value: &[u8]) -> bool {
-    let value = value.trim_ascii();
-    let host = match value.iter().rposition(|&b| b == b':') {
-        Some(colon) if value.first() != Some(&b'[') => &value[..colon],
-        _ => value,
-    };
-    host.is_empty()
-}
-
 /// A `Host` field value (or an absolute-form authority): `uri-host [ ":"
 /// port ]` of RFC 9110 section 7.2, where `uri-host` is an IP-literal, an
 /// IPv4 address or a reg-name (RFC 3986 3.2.2) and the port is decimal, at
 /// most 65535. Surrounding whitespace is the field's OWS. No userinfo.
-/// An empty value is valid syntax (RFC 9112 section 3.2 sends it when the
-/// target has no authority), but no `http` URI has an empty host, so
-/// `request::interpret` refuses it unless an absolute-form target names the
-/// host instead.
-pub fn is_valid_host(value: &[u8]) -> bool {
+/// Returns its `uri-host` (an IP-literal with its brackets) when valid,
+/// else `None`. The host may be empty (`""`, `":80"`): valid syntax (RFC
+/// 9112 section 3.2 sends an empty Host when the target has no
+/// authority), but no `http` URI has an empty host (RFC 9110 section
+/// 4.2.1), so an absolute-form authority and `request::interpret` refuse
+/// it, the latter unless an absolute-form target names the host instead.
+pub fn host_of(value: &[u8]) -> Option<&[u8]> {
     let value = value.trim_ascii();
     let (host, port) = if value.first() == Some(&b'[') {
-        let Some(close) = value.iter().position(|&b| b == b']') else {
-            return false;
-        };
+        let close = value.iter().position(|&b| b == b']')?;
         let (literal, after) = value.split_at(close + 1);
         if !is_ip_literal(literal) {
-            return false;
+            return None;
         }
         match after {
-            [] => return true,
+            [] => return Some(literal),
             [b':', port @ ..] => (literal, Some(port)),
-            _ => return false,
+            _ => return None,
         }
     } else {
         match value.iter().rposition(|&b| b == b':') {
@@ -141,7 +129,12 @@ pub fn is_valid_host(value: &[u8]) -> bool {
                 && p.iter().all(u8::is_ascii_digit)
                 && p.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65535)
     });
-    port_ok && (host.first() == Some(&b'[') || is_reg_name(host))
+    (port_ok && (host.first() == Some(&b'[') || is_reg_name(host))).then_some(host)
+}
+
+/// Whether `value` is a valid `Host` value ([`host_of`]).
+pub fn is_valid_host(value: &[u8]) -> bool {
+    host_of(value).is_some()
 }
 
 /// Bytes of a reg-name other than `%`: unreserved and sub-delims.
