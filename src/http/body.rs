@@ -10,7 +10,7 @@
 //! counted only the data). A chunk-size line must be RFC 9112 section 7.1.1
 //! exactly (hex digits, then `;name[=token-or-quoted-string]` extensions
 //! with whitespace only where BWS is allowed), and trailer fields follow the
-//! header fields' syntax (httparse, as for the head) with CRLF line ends;
+//! header fields' syntax (`TrailerAt`) with CRLF line ends;
 //! anything else is a 400. It keeps at most one chunk-size line, bounded
 //! (413 past [`MAX_CHUNK_LINE_BYTES`]); trailer fields are checked as they
 //! pass and bounded only by the body limit, as the contract says.
@@ -66,8 +66,8 @@ enum TrailerAt {
 }
 
 impl TrailerAt {
-    /// The next position after byte `b`, `None` for a byte the grammar
-    /// does not allow there; `Ok(true)` when `b` ended the section.
+    /// The next position after byte `b`, and whether `b` ended the
+    /// section; a 400 for a byte the grammar does not allow there.
     fn next(self, b: u8) -> Result<(TrailerAt, bool), ParseError> {
         use TrailerAt::*;
         Ok(match (self, b) {
