@@ -459,12 +459,7 @@ impl Connection {
                 else {
                     unreachable!("matched above")
                 };
-                self.core
-                    .stats
-                    .count_request(self.core.index, route, response.status);
-                response.encode_into(&mut self.out, head.version, false, head.method == "HEAD");
-                self.answered += 1;
-                Step::Close(Closed::Answered)
+                self.answer_and_close(&head, route, &response)
             }
             ParseError::BodyTooLarge => {
                 let why = format!("request body larger than {} bytes", self.body_limit);
@@ -472,6 +467,21 @@ impl Connection {
             }
             _ => self.reject(err.status(), err.reason()),
         }
+    }
+
+    /// Counts and encodes `response`, decided for `head` before its body was
+    /// read (or while it was read only to be ignored), and closes after it.
+    fn answer_and_close(
+        &mut self,
+        head: &RequestHead,
+        route: Option<usize>,
+        response: &Response,
+    ) -> Step {
+        let core = &self.core;
+        core.stats.count_request(core.index, route, response.status);
+        response.encode_into(&mut self.out, head.version, false, head.method == "HEAD");
+        self.answered += 1;
+        Step::Close(Closed::Answered)
     }
 
     fn reject(&mut self, status: u16, reason: &str) -> Step {
@@ -537,11 +547,7 @@ impl Connection {
             // (`reject_parse`).
             let large = matches!(head.body, BodyKind::Length(n) if n > MAX_BODY_BYTES);
             if head.body != BodyKind::Empty && (head.expects_continue || large) {
-                core.stats
-                    .count_request(core.index, *route, response.status);
-                response.encode_into(&mut self.out, head.version, false, head.method == "HEAD");
-                self.answered += 1;
-                return Err(Step::Close(Closed::Answered));
+                return Err(self.answer_and_close(&head, *route, response));
             }
             limit = limit.min(MAX_BODY_BYTES);
         }
