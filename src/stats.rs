@@ -7,7 +7,10 @@
 //! of per-core slots: I/O cores count what they decide (accepted, rejected,
 //! timed out, cancelled), compute cores what they run (completed, failed).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed},
+};
 
 /// Status codes with their own request counter; anything else counts as "other".
 pub const STATUSES: [u16; 14] = [
@@ -221,6 +224,9 @@ pub struct Stats {
     pub estimates: crate::jobs::estimate::Estimates,
     /// Per route (router order): queue wait, run time and CPU time of its jobs.
     pub route_times: Vec<RouteTimes>,
+    /// I/O executors that have stopped serving (after a stop, every request
+    /// they read has its answer); see [`Stats::io_stopped`].
+    io_stopped: AtomicUsize,
 }
 
 /// Job totals over all cores.
@@ -267,7 +273,21 @@ impl Stats {
             compute,
             route_times: (0..routes.len()).map(|_| RouteTimes::default()).collect(),
             routes,
+            io_stopped: AtomicUsize::new(0),
         }
+    }
+
+    /// Called by an I/O executor once it has stopped serving: its
+    /// connections are closed and each request it read was answered.
+    pub fn io_core_stopped(&self) {
+        self.io_stopped.fetch_add(1, AcqRel);
+    }
+
+    /// True once every I/O executor has stopped (the server is stopping and
+    /// no request is left to answer): a job still running then has nobody
+    /// waiting for it.
+    pub fn io_stopped(&self) -> bool {
+        self.io_stopped.load(Acquire) >= self.io.len()
     }
 
     /// Records a job of route `route` that started: its wait in the queue,

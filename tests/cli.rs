@@ -117,8 +117,16 @@ fn sigterm_lets_an_in_flight_job_finish() {
 /// whether the signal comes after the 504 or while its request waits.
 #[test]
 fn sigterm_does_not_wait_for_a_job_that_ignores_its_cancel() {
-    for signal_first in [false, true] {
-        let (mut child, addr) = spawn_serve(&["--job-timeout", "1"]);
+    // In process isolation the stop kills the worker at once, not
+    // `--kill-grace` (30 s here) after the timeout: nobody waits for the job.
+    let process: &[&str] = &["--isolation", "process", "--kill-grace", "30"];
+    for (isolation, signal_first) in [
+        (&[][..], false),
+        (&[][..], true),
+        (process, false),
+        (process, true),
+    ] {
+        let (mut child, addr) = spawn_serve(&[&["--job-timeout", "1"], isolation].concat());
         let at: std::net::SocketAddr = addr.parse().unwrap();
         let spin = std::thread::spawn(move || get(at, "/spin?id=s&secs=60", &[]).status);
         let until = Instant::now() + Duration::from_secs(10);
@@ -147,9 +155,10 @@ fn sigterm_does_not_wait_for_a_job_that_ignores_its_cancel() {
         assert_eq!(
             wait_exit(&mut child, Duration::from_secs(30)),
             Some(0),
-            "signal first: {signal_first}"
+            "signal first: {signal_first}, {isolation:?}"
         );
-        // The drain (the job timeout) and a second of grace, not the spin.
+        // The drain (the job timeout) and a second of grace, not the spin
+        // nor the kill grace.
         assert!(
             sent.elapsed() < Duration::from_secs(20),
             "{:?}",

@@ -280,6 +280,7 @@ impl Server {
                     let _ = ready.send(Ok(()));
                     io_core::run(core.clone(), listener, fd).await;
                     core.dispatcher.close();
+                    core.stats.io_core_stopped();
                 });
             match spawned {
                 Ok(handle) => executors.push((name, handle)),

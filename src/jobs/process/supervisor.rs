@@ -576,6 +576,12 @@ impl Supervisor {
             if kill_at.is_none() {
                 kill_at = Some(Instant::now() + self.settings.kill_grace);
             }
+            // The server is stopping and this job's request was answered
+            // (504, or its client left): no grace, since nobody waits for the
+            // job and the stop should not wait `--kill-grace` for it.
+            if self.core.stats.io_stopped() {
+                kill_at = Some(Instant::now());
+            }
             // Only after the whole Job frame: a Cancel in band must not land
             // inside it (it goes out on the first turn after the frame is
             // done). A worker that has not read its job by the end of the
@@ -611,7 +617,10 @@ impl Supervisor {
         stats.record_worker_kill(reason);
         self.worker = None; // Drop kills the group and reaps it.
         stats.worker_restarts.fetch_add(1, Relaxed);
-        self.spawn();
+        // No replacement for a server that is stopping.
+        if !all_stats.io_stopped() {
+            self.spawn();
+        }
     }
 
     /// The worker ended (or broke the protocol) during `job`: bury it, answer
@@ -669,7 +678,10 @@ impl Supervisor {
                 cause.describe()
             );
         }
-        self.core.stats.compute[self.core.index].record_worker_death(cause.label());
+        let stats = &self.core.stats.compute[self.core.index];
+        stats.record_worker_death(cause.label());
+        // No live worker until the next start (`/stats` shows null).
+        stats.worker_pid.store(0, Relaxed);
         drop(worker); // kills the group if it still lives, reaps
         cause
     }
