@@ -115,7 +115,9 @@ pub mod stats;
 /// The worker-process hook of process isolation (`jobs::process`).
 pub mod worker {
     pub use crate::jobs::process::child::{serve_if_worker, MEMORY_ENV, WORKER_ENV};
-    pub use crate::jobs::process::external::{check_routes, ExternalWorker, MAX_ROUTES};
+    pub use crate::jobs::process::external::{
+        check_own_worker, check_routes, ExternalWorker, MAX_ROUTES,
+    };
     pub use crate::jobs::process::PROTOCOL_VERSION;
 }
 

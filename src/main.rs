@@ -82,7 +82,21 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             config.external = Some(worker);
             router
         }
-        None => routes::seed_router_for(config.max_job_body, config.isolation),
+        None => {
+            // A --job-memory cap too small for a worker to start in would
+            // leave every job to wait out its timeout: found here instead.
+            if config.isolation == heavylift::Isolation::Process && config.job_memory.is_some() {
+                let first_core = config.layout.compute.first().copied();
+                let started =
+                    heavylift::worker::check_own_worker(config.job_memory, first_core, &stop)
+                        .map_err(|why| anyhow::anyhow!("{why}"))?;
+                if !started {
+                    log::info!("signal received while a worker process was checked: stopped");
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            routes::seed_router_for(config.max_job_body, config.isolation)
+        }
     };
     Server::run_until(config, router, signals)?;
     log::info!("stopped");

@@ -446,5 +446,10 @@ fn a_worker_that_dies_after_its_hello_backs_off() {
         "{restarts} restarts in 3 s\n{}",
         server.log()
     );
+    // docs/worker-protocol.md: such a death counts as a failed start too.
+    let failures = stats["compute_cores"][0]["worker_start_failures"]
+        .as_u64()
+        .unwrap();
+    assert!(failures >= 1, "{stats}");
     assert_eq!(server.get("/fast?id=1").text(), "fast result 1");
 }

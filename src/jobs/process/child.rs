@@ -100,7 +100,8 @@ fn serve(socket: UnixStream, cancels: UnixStream, router: Router, memory: Option
     let spawned = std::thread::Builder::new()
         .name("hl-worker-cancel".into())
         .spawn(move || watch_cancels(FrameReader::new(cancels), &watching));
-    if spawned.is_err() {
+    if let Err(err) = spawned {
+        eprintln!("heavylift worker: cannot start its cancel thread: {err}");
         return ExitCode::from(1);
     }
     let mut jobs = FrameReader::new(socket);

@@ -79,81 +79,11 @@ impl ExternalWorker {
             return Err("--worker-cmd is empty".into());
         }
         let program = WorkerCommand::Shell(command.to_owned());
-        let spawned = spawn(&program, cpu, job_memory)
-            .map_err(|err| format!("cannot start worker command {command:?}: {err}"))?;
-        let mut child = spawned.child;
-        let pid = child.id();
-        let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let (collected, collector_done) = std::sync::mpsc::channel::<()>();
-        {
-            let tail = tail.clone();
-            let mut stderr = spawned.stderr;
-            std::thread::spawn(move || {
-                let _done = collected;
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = stderr.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
-                    t.extend_from_slice(&chunk[..n]);
-                    if t.len() > STDERR_SHOWN {
-                        let cut = t.len() - STDERR_SHOWN;
-                        t.drain(..cut);
-                    }
-                }
-            });
-        }
-        let outcome = read_hello(spawned.jobs, limit, stop);
-        // Give an exiting command a moment to be reaped with its status.
-        let status = {
-            let until = Instant::now() + Duration::from_millis(200);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => break Some(status),
-                    Ok(None) if outcome.is_err() && Instant::now() < until => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
-                    _ => break None,
-                }
-            }
+        let name = format!("worker command {command:?}");
+        let Some(routes) = probe_program(&program, &name, job_memory, cpu, limit, stop)? else {
+            return Ok(None);
         };
-        kill_group(pid);
-        let _ = child.wait();
-        // The pipe closes once every process of the group is gone; a
-        // process that left the group (setsid) may hold it open: then do not
-        // wait for it.
-        let _ = collector_done.recv_timeout(Duration::from_secs(1));
-        let routes = match outcome {
-            Ok(Some(routes)) => routes,
-            Ok(None) => return Ok(None),
-            Err(why) => {
-                let why = match status {
-                    Some(status) => format!(
-                        "{why} (it ended: {})",
-                        DeathCause::of_command(status, "", &program).describe()
-                    ),
-                    None => why,
-                };
-                let why = match job_memory {
-                    Some(bytes) => {
-                        format!(
-                            "{why}; it ran under --job-memory {bytes} bytes: is that too small?"
-                        )
-                    }
-                    None => why,
-                };
-                let tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-                let tail = String::from_utf8_lossy(&tail);
-                let tail = tail.trim_end();
-                return Err(if tail.is_empty() {
-                    format!("worker command {command:?}: {why}; it wrote nothing to stderr")
-                } else {
-                    format!("worker command {command:?}: {why}; its stderr ends:\n{tail}")
-                });
-            }
-        };
-        check_routes(&routes).map_err(|why| format!("worker command {command:?}: {why}"))?;
+        check_routes(&routes).map_err(|why| format!("{name}: {why}"))?;
         Ok(Some(ExternalWorker {
             command: command.to_owned(),
             routes,
@@ -178,6 +108,118 @@ impl ExternalWorker {
         }
         router
     }
+}
+
+/// Checks that this binary starts as a worker (`--isolation process`
+/// without `--worker-cmd`) under `job_memory` on `cpu`, as each compute
+/// core's worker will: `Ok(true)` once it said `Hello`, `Ok(false)` when
+/// `stop` turned true first. Errors: why it did not start (a cap too small
+/// to start in, typically), as [`ExternalWorker::probe`] gives them.
+pub fn check_own_worker(
+    job_memory: Option<u64>,
+    cpu: Option<usize>,
+    stop: &AtomicBool,
+) -> Result<bool, String> {
+    let name = "a worker process (this binary, --isolation process)";
+    probe_program(
+        &WorkerCommand::OwnBinary,
+        name,
+        job_memory,
+        cpu,
+        START_TIMEOUT,
+        Some(stop),
+    )
+    .map(|routes| routes.is_some())
+}
+
+/// Starts `program` once as a compute core's worker would run (pinned to
+/// `cpu`, under `job_memory`), reads its `Hello` within `limit`, and stops
+/// it (its whole process group). `Ok(Some(routes))`: the routes it
+/// announced; `Ok(None)`: `stop` turned true first. Errors name the
+/// program as `name` and give the reason (no `Hello` in time, an exit with
+/// its cause, bytes that are not a `Hello`), a hint when `job_memory` was
+/// set, and the tail of its stderr.
+pub(crate) fn probe_program(
+    program: &WorkerCommand,
+    name: &str,
+    job_memory: Option<u64>,
+    cpu: Option<usize>,
+    limit: Duration,
+    stop: Option<&AtomicBool>,
+) -> Result<Option<Vec<String>>, String> {
+    let spawned =
+        spawn(program, cpu, job_memory).map_err(|err| format!("cannot start {name}: {err}"))?;
+    let mut child = spawned.child;
+    let pid = child.id();
+    let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let (collected, collector_done) = std::sync::mpsc::channel::<()>();
+    {
+        let tail = tail.clone();
+        let mut stderr = spawned.stderr;
+        std::thread::spawn(move || {
+            let _done = collected;
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                t.extend_from_slice(&chunk[..n]);
+                if t.len() > STDERR_SHOWN {
+                    let cut = t.len() - STDERR_SHOWN;
+                    t.drain(..cut);
+                }
+            }
+        });
+    }
+    let outcome = read_hello(spawned.jobs, limit, stop);
+    // Give an exiting command a moment to be reaped with its status.
+    let status = {
+        let until = Instant::now() + Duration::from_millis(200);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if outcome.is_err() && Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => break None,
+            }
+        }
+    };
+    kill_group(pid);
+    let _ = child.wait();
+    // The pipe closes once every process of the group is gone; a
+    // process that left the group (setsid) may hold it open: then do not
+    // wait for it.
+    let _ = collector_done.recv_timeout(Duration::from_secs(1));
+    let routes = match outcome {
+        Ok(Some(routes)) => routes,
+        Ok(None) => return Ok(None),
+        Err(why) => {
+            let why = match status {
+                Some(status) => format!(
+                    "{why} (it ended: {})",
+                    DeathCause::of_command(status, "", program).describe()
+                ),
+                None => why,
+            };
+            let why = match job_memory {
+                Some(bytes) => {
+                    format!("{why}; it ran under --job-memory {bytes} bytes: is that too small?")
+                }
+                None => why,
+            };
+            let tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+            let tail = String::from_utf8_lossy(&tail);
+            let tail = tail.trim_end();
+            return Err(if tail.is_empty() {
+                format!("{name}: {why}; it wrote nothing to stderr")
+            } else {
+                format!("{name}: {why}; its stderr ends:\n{tail}")
+            });
+        }
+    };
+    Ok(Some(routes))
 }
 
 /// Reads frames until a whole `Hello` is in, for at most `limit`; `None`

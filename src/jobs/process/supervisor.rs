@@ -811,6 +811,10 @@ impl Supervisor {
                 .worker_restarts
                 .fetch_add(1, Relaxed);
             if short_lived {
+                // docs/worker-protocol.md: a failed start, counted as one.
+                self.core.stats.compute[self.core.index]
+                    .worker_start_failures
+                    .fetch_add(1, Relaxed);
                 self.start_failures += 1;
                 self.next_start = Instant::now() + backoff(self.start_failures);
                 log::warn!(
