@@ -54,6 +54,23 @@ fn a_bad_deadline_is_400_and_nothing_runs() {
         assert_eq!(reply.status, 400, "{bad:?}: {}", reply.text());
         assert!(reply.text().contains("x-envoy-expected-rq-timeout-ms"));
     }
+    // Sent twice (RFC 9110 5.3: one comma-joined value), whichever is bad.
+    for pair in [
+        ["5000", "abc"],
+        ["abc", "5000"],
+        ["300", "5000"],
+        ["300", "300"],
+    ] {
+        let reply = get(
+            server.addr,
+            LONG,
+            &[
+                ("x-envoy-expected-rq-timeout-ms", pair[0]),
+                ("X-Envoy-Expected-Rq-Timeout-Ms", pair[1]),
+            ],
+        );
+        assert_eq!(reply.status, 400, "{pair:?}: {}", reply.text());
+    }
     // A fast route ignores it; a generous one lets the job finish.
     let fast = get(
         server.addr,

@@ -860,13 +860,19 @@ const EXPECTED_TIMEOUT: &str = "x-envoy-expected-rq-timeout-ms";
 
 /// `x-envoy-expected-rq-timeout-ms: MS` of an offloaded request: the job
 /// timeout becomes min(MS, `--job-timeout`). Absent: `None`. Anything but a
-/// positive whole number of milliseconds: a 400 to send instead.
+/// positive whole number of milliseconds, including the field sent twice
+/// (RFC 9110 5.3: two lines mean one comma-joined value, which is no
+/// number): a 400 to send instead.
 fn expected_timeout(head: &RequestHead) -> Result<Option<Duration>, Response> {
-    let Some(value) = head.header(EXPECTED_TIMEOUT) else {
+    let mut lines = head
+        .headers()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(EXPECTED_TIMEOUT));
+    let Some((_, value)) = lines.next() else {
         return Ok(None);
     };
+    let once = lines.next().is_none();
     match crate::http::query::decimal(value) {
-        Some(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
+        Some(ms) if ms > 0 && once => Ok(Some(Duration::from_millis(ms))),
         _ => Err(Response::text(
             400,
             format!("bad {EXPECTED_TIMEOUT}: expected a positive whole number of milliseconds"),
