@@ -468,3 +468,23 @@ fn a_cooperative_job_stops_at_its_cancel_frame_without_a_kill() {
     assert_eq!(stats["jobs"]["timed_out"], 1, "{stats}");
     assert!(identity_holds(&stats), "{stats}");
 }
+
+/// Admission counts a cancelled running job only until its worker is
+/// killed (`--kill-grace`), not for the rest of its estimate: a request
+/// right after a 504 is admitted when the kill leaves it time to run.
+#[test]
+fn a_request_right_after_a_504_is_not_refused_for_the_cancelled_job() {
+    let server = ProcessServer::start(&["--kill-grace", "0.2"]);
+    // /spin's estimate becomes 4 s.
+    assert_eq!(server.get("/spin?id=a&secs=4").status, 200);
+    let deadline = |ms: &'static str| [("x-envoy-expected-rq-timeout-ms", ms)];
+    let timed_out = get(server.addr, "/spin?id=b&secs=30", &deadline("300"));
+    assert_eq!(timed_out.status, 504, "{timed_out:?}");
+    // About 3.7 s of the spin's estimate is left, but its worker is killed
+    // 0.2 s after the 504: this job can start well within its 2 s.
+    let next = get(server.addr, "/slow_threaded?id=c&n=10", &deadline("2000"));
+    assert_eq!(next.status, 200, "{next:?}\n{}", server.log());
+    let stats = server.wait_stats(10, |s| s["compute_cores"][0]["running"] == false);
+    assert_eq!(stats["jobs"]["rejected"], 0, "{stats}");
+    assert!(identity_holds(&stats), "{stats}");
+}

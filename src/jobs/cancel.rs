@@ -58,6 +58,12 @@ impl CancelToken {
         CancelToken(Arc::new(AtomicU8::new(JobState::Queued as u8)))
     }
 
+    /// This job's identity while its token lives (the shared state's
+    /// address), never 0.
+    pub fn key(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     /// True once nobody wants the job's result any more (timeout or hang-up).
     /// Jobs check this between steps and stop when it turns true.
     pub fn is_cancelled(&self) -> bool {

@@ -200,7 +200,7 @@ impl Dispatcher {
                 Err(err) => {
                     in_flight.fetch_sub(1, AcqRel);
                     of_route.fetch_sub(1, AcqRel);
-                    estimates.dequeued(c, added, false);
+                    estimates.dequeued(c, added, None);
                     match take_back(err) {
                         Some(back) => job = back,
                         None => break,
@@ -234,11 +234,17 @@ impl Dispatcher {
                 core.route_in_flight[ticket.route].fetch_sub(1, AcqRel);
                 self.stats
                     .estimates
-                    .dequeued(ticket.core, ticket.expected, false);
+                    .dequeued(ticket.core, ticket.expected, None);
                 ticket.input.clear();
                 true
             }
-            Some(_) => true,
+            Some(_) => {
+                // Running: it stops within the stop bound, if one is known.
+                self.stats
+                    .estimates
+                    .stopping(ticket.core, ticket.cancel.key());
+                true
+            }
             None => false,
         }
     }

@@ -24,8 +24,8 @@
 //! With no history (a new route) the estimate is zero: nothing is refused
 //! on a guess.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 
 /// Estimates shared by every core (held in `Stats`).
@@ -44,6 +44,13 @@ pub struct Estimates {
     running_us: Vec<AtomicU64>,
     /// Per compute core: when the running job started, us since `epoch`.
     running_since: Vec<AtomicU64>,
+    /// Per compute core: the running job's key (`CancelToken::key`).
+    running_key: Vec<AtomicUsize>,
+    /// How long a running job that was cancelled may still hold its core,
+    /// us (`u64::MAX`: unknown, as in thread isolation, where a job that
+    /// ignores its cancel runs on; process isolation kills it after
+    /// `--kill-grace`).
+    stop_bound_us: AtomicU64,
     epoch: Instant,
 }
 
@@ -58,6 +65,8 @@ impl Estimates {
             queued_var_us2: zeros(cores),
             running_us: zeros(cores),
             running_since: zeros(cores),
+            running_key: (0..cores).map(|_| AtomicUsize::new(0)).collect(),
+            stop_bound_us: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
         }
     }
@@ -87,10 +96,41 @@ impl Estimates {
         Expected { us, var_us2 }
     }
 
+    /// Sets how long a cancelled running job may still hold its core at
+    /// most (process isolation: `--kill-grace`); see [`Estimates::stopping`].
+    pub fn set_stop_bound(&self, bound: Duration) {
+        let us = u64::try_from(bound.as_micros()).unwrap_or(u64::MAX);
+        self.stop_bound_us.store(us, Relaxed);
+    }
+
+    /// The running job of `core` with key `key` was cancelled (timeout or
+    /// hang-up): it holds its core at most the stop bound longer, so the
+    /// expected wait behind it shrinks to that (a request right after a 504
+    /// is not refused for the cancelled job's whole estimate). No change
+    /// when no bound is set, or `core` already runs another job.
+    pub fn stopping(&self, core: usize, key: usize) {
+        let bound = self.stop_bound_us.load(Relaxed);
+        let (Some(r), Some(s), Some(k)) = (
+            self.running_us.get(core),
+            self.running_since.get(core),
+            self.running_key.get(core),
+        ) else {
+            return;
+        };
+        if bound == u64::MAX || k.load(Relaxed) != key {
+            return;
+        }
+        let ran = self.now_us().saturating_sub(s.load(Relaxed));
+        let _ = r.fetch_update(Relaxed, Relaxed, |us| {
+            // 0 means idle: it stays so; else never below 1 (running).
+            (us != 0).then(|| us.min(ran.saturating_add(bound)).max(1))
+        });
+    }
+
     /// A job that added `added` when queued on `core` left the queue
-    /// without running (cancelled while waiting) or is about to run
-    /// (`running`).
-    pub fn dequeued(&self, core: usize, added: Expected, running: bool) {
+    /// without running (cancelled while waiting: `running` is `None`) or is
+    /// about to run (`Some(key)`, its `CancelToken::key`).
+    pub fn dequeued(&self, core: usize, added: Expected, running: Option<usize>) {
         let us = added.us;
         // Saturating: a racing reader may see a moment's excess, never a wrap.
         if let Some(q) = self.queued_us.get(core) {
@@ -99,10 +139,15 @@ impl Estimates {
         if let Some(q) = self.queued_var_us2.get(core) {
             let _ = q.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(added.var_us2)));
         }
-        if running {
-            if let (Some(r), Some(s)) = (self.running_us.get(core), self.running_since.get(core)) {
-                r.store(us, Relaxed);
+        if let Some(key) = running {
+            if let (Some(r), Some(s), Some(k)) = (
+                self.running_us.get(core),
+                self.running_since.get(core),
+                self.running_key.get(core),
+            ) {
+                k.store(key, Relaxed);
                 s.store(self.now_us(), Relaxed);
+                r.store(us, Relaxed);
             }
         }
     }
@@ -247,19 +292,44 @@ mod tests {
         let a = e.queued(0, 1);
         let b = e.queued(0, 1);
         assert_eq!(e.wait(0), Duration::from_secs(1));
-        e.dequeued(0, a, true);
+        e.dequeued(0, a, Some(1));
         let w = e.wait(0);
         assert!(
             w <= Duration::from_secs(1) && w > Duration::from_millis(900),
             "{w:?}"
         );
-        e.dequeued(0, b, false);
+        e.dequeued(0, b, None);
         assert!(e.wait(0) <= Duration::from_millis(500));
         e.finished(0, 1, Duration::from_millis(500));
         assert_eq!((e.wait(0), e.wait(1)), (Duration::ZERO, Duration::ZERO));
         // Out-of-range indices are ignored, never a panic.
         e.finished(9, 9, Duration::from_secs(1));
         assert_eq!(e.queued(9, 9), Expected::default());
+    }
+
+    #[test]
+    fn a_cancelled_running_job_counts_only_until_its_stop_bound() {
+        let e = Estimates::new(1, 1);
+        e.finished(0, 0, Duration::from_secs(10));
+        let a = e.queued(0, 0);
+        e.dequeued(0, a, Some(7));
+        // No bound (thread isolation): the estimate stands.
+        e.stopping(0, 7);
+        assert!(e.wait(0) > Duration::from_secs(9), "{:?}", e.wait(0));
+        e.set_stop_bound(Duration::from_millis(500));
+        // Another job's key: not the running one, no change.
+        e.stopping(0, 8);
+        assert!(e.wait(0) > Duration::from_secs(9), "{:?}", e.wait(0));
+        e.stopping(0, 7);
+        let w = e.wait(0);
+        assert!(
+            w <= Duration::from_millis(500) && w > Duration::ZERO,
+            "{w:?}"
+        );
+        // An idle core stays idle.
+        e.idle(0);
+        e.stopping(0, 7);
+        assert_eq!(e.wait(0), Duration::ZERO);
     }
 
     #[test]

@@ -203,7 +203,7 @@ async fn drain_stream(
             continue;
         }
         let estimates = &core.stats.estimates;
-        estimates.dequeued(core.index, job.expected, true);
+        estimates.dequeued(core.index, job.expected, Some(job.cancel.key()));
         let outcome = run_job(&core, &job);
         estimates.idle(core.index);
         // The core is free for the next job before the result travels back.

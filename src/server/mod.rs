@@ -149,6 +149,10 @@ impl Server {
         }
         let (addr, fds) = bind_listeners(config.listen, layout.io.len())?;
         let stats = Arc::new(Stats::new(&layout.io, &layout.compute, router.labels()));
+        if config.isolation == Isolation::Process {
+            // A cancelled job's worker is killed `--kill-grace` later.
+            stats.estimates.set_stop_bound(config.kill_grace);
+        }
         let n_io = layout.io.len();
         let n_compute = layout.compute.len();
         // Room for the waiting jobs and the one the compute core has not yet

@@ -429,7 +429,7 @@ impl Supervisor {
         self.core
             .stats
             .estimates
-            .dequeued(self.core.index, job.expected, true);
+            .dequeued(self.core.index, job.expected, Some(job.cancel.key()));
         let input = job.input.take().unwrap_or_default();
         let all_stats = self.core.stats.clone();
         let stats = &all_stats.compute[self.core.index];
