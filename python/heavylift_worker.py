@@ -150,7 +150,7 @@ class Request:
             values kept (dict name -> list of str); built on first use.
         headers: dict lower-case name -> str (latin-1); repeated fields
             joined with ``", "``.
-        body: the request body (bytes; empty for GET).
+        body: the request body (bytes; normally empty for GET).
         compute_core: the CPU this worker is pinned to.
         io_core: the CPU of the I/O core that read the request.
         shared_core: True when the compute core also runs I/O.

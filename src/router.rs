@@ -337,6 +337,14 @@ impl Router {
         let existing = self.paths.iter().position(|(p, _)| p == path);
         let path_index = match existing {
             Some(p) => p,
+            None if repeated_parameter(path).is_some() => {
+                let name = repeated_parameter(path).unwrap_or_default();
+                self.error = Some(format!(
+                    "route {} {path}: parameter {name:?} appears twice",
+                    method.as_str()
+                ));
+                return self;
+            }
             None => match self.matcher.insert(path, self.paths.len()) {
                 Ok(()) => {
                     self.paths.push((path.to_owned(), Vec::new()));
@@ -483,6 +491,29 @@ fn allow_header(methods: impl Iterator<Item = Method>) -> String {
     names.join(", ")
 }
 
+/// The first `{name}` (or `{*name}`) parameter named twice in the matchit
+/// pattern `path`, if any: its value could only be one of the two
+/// segments. `{{` and `}}` are literal braces.
+fn repeated_parameter(path: &str) -> Option<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        if rest[open..].starts_with("{{") {
+            rest = &rest[open + 2..];
+            continue;
+        }
+        let after = &rest[open + 1..];
+        let close = after.find('}')?;
+        let name = after[..close].trim_start_matches('*');
+        if names.contains(&name) {
+            return Some(name);
+        }
+        names.push(name);
+        rest = &after[close + 1..];
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -584,6 +615,19 @@ mod tests {
         );
         let fine = Router::new().get("/a", fast(ok)).post("/a", fast(ok));
         assert!(fine.error().is_none());
+        // A parameter named twice: one name, two segments.
+        for path in ["/a/{x}/{x}", "/a/{x}/b/{*x}"] {
+            let twice = Router::new().get(path, fast(ok));
+            assert!(
+                twice
+                    .error()
+                    .is_some_and(|e| e.contains("\"x\" appears twice")),
+                "{path}: {:?}",
+                twice.error()
+            );
+        }
+        let distinct = Router::new().get("/a/{x}/{y}/{{x}}", fast(ok));
+        assert!(distinct.error().is_none(), "{:?}", distinct.error());
         // After an error, later routes are not added either.
         assert_eq!(twice.post("/b", fast(ok)).routes().len(), 4);
     }
