@@ -22,10 +22,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: pinned I/O cores with their own listeners, reserved compute cores for jobs.
+    // "-1" is a value, so its error names the flag and the rule.
+    #[command(allow_negative_numbers = true)]
     Serve(ServeArgs),
     /// Send K slow then M fast GETs at once and print each body as it completes (the seed's call_multi.py).
+    // "-1" is a value, so its error names the flag and the rule.
+    #[command(allow_negative_numbers = true)]
     Load(LoadArgs),
     /// Hold a sustained mixed fast/slow load and report latency percentiles and throughput.
+    // "-1" is a value, so its error names the flag and the rule.
+    #[command(allow_negative_numbers = true)]
     Bench(BenchArgs),
 }
 
@@ -102,14 +108,14 @@ pub struct ServeArgs {
     pub compute_priority: String,
     /// Bytes a request body must deliver per second: its deadline is --header-timeout from its
     /// start, extended by one second for every this many bytes received (Apache mod_reqtimeout).
-    /// Default is 1024
+    /// K, M or G suffix. Default is 1024
     #[arg(
         long,
         value_name = "BYTES",
-        default_value_t = 1024,
+        default_value = "1024",
         hide_default_value = true
     )]
-    pub body_min_rate: u64,
+    pub body_min_rate: String,
     /// Largest body POST /gzip and the --worker-cmd routes take (K, M or G suffix); other routes
     /// take 1 MiB. Default is 16M
     #[arg(

@@ -150,11 +150,6 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 args.queue_depth
             )));
         }
-        if args.body_min_rate == 0 {
-            return Err(Error::Config(
-                "--body-min-rate 0: must be at least 1 byte per second".into(),
-            ));
-        }
         if args.max_connections == 0 {
             return Err(Error::Config(
                 "--max-connections 0: must be at least 1".into(),
@@ -187,7 +182,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             job_timeout: parse_seconds("--job-timeout", &args.job_timeout)?,
             header_timeout: parse_seconds("--header-timeout", &args.header_timeout)?,
             idle_timeout: parse_seconds("--idle-timeout", &args.idle_timeout)?,
-            body_min_rate: args.body_min_rate,
+            body_min_rate: parse_bytes("--body-min-rate", &args.body_min_rate)?,
             max_job_body: parse_bytes("--max-job-body", &args.max_job_body)?,
             max_connections: args.max_connections,
             compute_priority: ComputePriority::parse(&args.compute_priority)?,
@@ -316,6 +311,31 @@ mod tests {
         for bad in ["", "0", "-1", "abc", "inf", "NaN", "1e9"] {
             assert!(parse_seconds("--x", bad).is_err(), "{bad:?} should fail");
         }
+    }
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn body_min_rate_takes_a_byte_count() {
+        use clap::Parser;
+        let config = |rate: &str| {
+            let cli = crate::cli::Cli::try_parse_from([
+                "heavylift",
+                "serve",
+                "--reserve",
+                "0",
+                "--body-min-rate",
+                rate,
+            ])
+            .expect("parses");
+            let crate::cli::Command::Serve(args) = cli.command else {
+                unreachable!()
+            };
+            ServeConfig::try_from(&args).map(|c| c.body_min_rate)
+        };
+        assert_eq!(config("1k").ok(), Some(1024));
+        assert_eq!(config("300").ok(), Some(300));
+        assert!(config("0").is_err());
+        assert!(config("fast").is_err());
     }
 
     #[test]

@@ -39,6 +39,19 @@ fn bad_core_lists_are_clear_errors() {
         );
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+    // A negative or zero value is a value: its error names the flag.
+    for (args, flag) in [
+        (&["serve", "--queue-depth", "-1"][..], "--queue-depth"),
+        (&["serve", "--job-timeout", "-1"][..], "--job-timeout"),
+        (&["serve", "--reserve", "-1"][..], "--reserve"),
+        (&["serve", "--body-min-rate", "0"][..], "--body-min-rate"),
+        (&["load", "--slow", "-1"][..], "--slow"),
+        (&["bench", "--duration", "-1"][..], "--duration"),
+    ] {
+        let (code, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
 }
 
 /// Starts `heavylift serve` on port 0 and returns the child and its address.
