@@ -111,6 +111,43 @@ fn load_and_bench_name_an_unreachable_target() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// A kind with no 2xx answer has no latency: `null` in the JSON and `n/a`
+/// in the text, never an invented 0.
+#[test]
+fn bench_reports_no_latency_for_a_kind_without_2xx() {
+    let server = TestServer::start();
+    let target = server.addr.to_string();
+    let args = [
+        "bench",
+        "--target",
+        &target,
+        "--duration",
+        "1",
+        "--connections",
+        "1",
+        "--slow-concurrency",
+        "1",
+        "--slow-path",
+        "fail",
+        "--n",
+        "10",
+    ];
+    let (_, out, err) = heavylift(&[&args[..], &["--json"]].concat());
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
+    assert_eq!(doc["slow"]["ok"], 0, "{doc}\n{err}");
+    assert!(doc["slow"]["failed"].as_u64().unwrap() > 0, "{doc}");
+    for field in ["p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"] {
+        assert!(doc["slow"][field].is_null(), "slow.{field}: {doc}");
+        assert!(doc["fast"][field].is_f64(), "fast.{field}: {doc}");
+    }
+    let (_, text, _) = heavylift(&args);
+    let slow_row = text
+        .lines()
+        .find(|l| l.starts_with("slow "))
+        .unwrap_or_else(|| panic!("a slow row: {text}"));
+    assert_eq!(slow_row.matches("n/a").count(), 5, "{slow_row}");
+}
+
 #[test]
 fn bench_reports_percentiles_and_draws_a_timeline() {
     let server = TestServer::start();

@@ -262,12 +262,12 @@ impl Report<'_> {
             "fast: {} ok, {:.0} req/s, p50 {} ms, p99 {} ms, max {} ms | slow: {} ok, p50 {} ms, max {} ms | failed: {} fast, {} slow",
             f.ok(),
             self.rate(f.ok()),
-            fmt_ms(f.latency.median()),
-            fmt_ms(f.latency.percentile(99.0)),
-            fmt_ms(f.latency.max()),
+            text_ms(&f.latency, f.latency.median()),
+            text_ms(&f.latency, f.latency.percentile(99.0)),
+            text_ms(&f.latency, f.latency.max()),
             s.ok(),
-            fmt_ms(s.latency.median()),
-            fmt_ms(s.latency.max()),
+            text_ms(&s.latency, s.latency.median()),
+            text_ms(&s.latency, s.latency.max()),
             f.failed(),
             s.failed()
         )
@@ -289,9 +289,9 @@ impl Report<'_> {
                 self.rate(k.ok())
             );
             for (_, p) in PERCENTILES {
-                let _ = write!(out, " {:>9}", fmt_ms(k.latency.percentile(p)));
+                let _ = write!(out, " {:>9}", text_ms(&k.latency, k.latency.percentile(p)));
             }
-            let _ = writeln!(out, " {:>9}", fmt_ms(k.latency.max()));
+            let _ = writeln!(out, " {:>9}", text_ms(&k.latency, k.latency.max()));
         }
         let _ = writeln!(out, "(latencies of 2xx answers only)");
         let _ = writeln!(
@@ -334,11 +334,12 @@ impl Report<'_> {
         let mut v = json!({
             "count": k.completed(), "ok": k.ok(), "failed": k.failed(), "unfinished": k.unfinished,
             "throughput_rps": (self.rate(k.ok()) * 10.0).round() / 10.0,
-            "max_ms": json_ms(k.latency.max()),
+            "max_ms": json_ms_of(&k.latency, k.latency.max()),
             "errors": k.errors.json(),
         });
         for (name, p) in PERCENTILES {
-            v[format!("{}_ms", name.replace('.', ""))] = json!(json_ms(k.latency.percentile(p)));
+            v[format!("{}_ms", name.replace('.', ""))] =
+                json!(json_ms_of(&k.latency, k.latency.percentile(p)));
         }
         v
     }
@@ -362,6 +363,21 @@ impl Report<'_> {
             "exit_code": self.exit_code,
         })
     }
+}
+
+/// A latency of `h` in milliseconds for the text report; `n/a` when `h`
+/// holds no sample (no 2xx answer of that kind), never an invented 0.
+fn text_ms(h: &Histogram, d: Duration) -> String {
+    if h.is_empty() {
+        "n/a".into()
+    } else {
+        fmt_ms(d)
+    }
+}
+
+/// [`text_ms`] for the JSON report: `null` when `h` holds no sample.
+fn json_ms_of(h: &Histogram, d: Duration) -> Option<f64> {
+    (!h.is_empty()).then(|| json_ms(d))
 }
 
 #[cfg(test)]
