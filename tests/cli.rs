@@ -382,3 +382,34 @@ fn restarts_on_the_same_port_right_after_sigterm() {
         );
     }
 }
+
+/// A signal while `serve` waits for a busy port (bound by a socket that is
+/// not listening, which start-up retries for up to 5 s) stops it at once
+/// with exit 0, rather than after the wait with "address in use".
+#[test]
+fn a_signal_while_waiting_for_a_busy_port_stops_at_once() {
+    use socket2::{Domain, Socket, Type};
+    let held = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    held.bind(&any.into()).unwrap();
+    let addr = held.local_addr().unwrap().as_socket().unwrap().to_string();
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", &addr])
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let sent = Instant::now();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sent.elapsed()
+    );
+    drop(held);
+}

@@ -114,7 +114,18 @@ impl Server {
     /// Starts every executor of `config.layout` serving `router`, and returns
     /// once all of them are ready. Errors (address in use, bad CPU, memlock)
     /// are reported here.
-    pub fn start(mut config: ServeConfig, router: Router) -> Result<ServerHandle> {
+    pub fn start(config: ServeConfig, router: Router) -> Result<ServerHandle> {
+        Server::start_unless(config, router, None)
+    }
+
+    /// [`Server::start`] that gives up while it waits for a busy port to be
+    /// released (up to 5 s) once `stop` turns true: a `Bind` error of kind
+    /// `Interrupted`.
+    fn start_unless(
+        mut config: ServeConfig,
+        router: Router,
+        stop: Option<&AtomicBool>,
+    ) -> Result<ServerHandle> {
         if let Some(conflict) = router.error() {
             return Err(Error::Config(format!("bad router: {conflict}")));
         }
@@ -147,7 +158,7 @@ impl Server {
                 layout.compute[0]
             );
         }
-        let (addr, fds) = bind_listeners(config.listen, layout.io.len())?;
+        let (addr, fds) = bind_listeners(config.listen, layout.io.len(), stop)?;
         let stats = Arc::new(Stats::new(&layout.io, &layout.compute, router.labels()));
         if config.isolation == Isolation::Process {
             // A cancelled job's worker is killed `--kill-grace` later.
@@ -401,13 +412,17 @@ fn builder(cpu: usize, name: &str, role: CoreRole, shared: bool) -> LocalExecuto
 /// their connections) on one address. A plain bind first
 /// checks that nobody (another heavylift included) holds the address, and
 /// settles port 0 to one real port for every listener.
-fn bind_listeners(addr: SocketAddr, count: usize) -> Result<(SocketAddr, Vec<RawFd>)> {
+fn bind_listeners(
+    addr: SocketAddr,
+    count: usize,
+    stop: Option<&AtomicBool>,
+) -> Result<(SocketAddr, Vec<RawFd>)> {
     let bind_err = |source: std::io::Error| Error::Bind {
         addr: addr.to_string(),
         source,
     };
     let domain = Domain::for_address(addr);
-    let probe = bind_probe(addr).map_err(bind_err)?;
+    let probe = bind_probe(addr, stop).map_err(bind_err)?;
     let resolved = probe
         .local_addr()
         .map_err(bind_err)?
@@ -438,8 +453,9 @@ const PORT_RETRY_EVERY: Duration = Duration::from_millis(50);
 
 /// The plain (no SO_REUSEPORT) bind that proves the address free. "In use"
 /// is final when a process listens there; otherwise (a dying listener, a
-/// socket that only uses the port) it is retried for [`PORT_RELEASE_WAIT`].
-fn bind_probe(addr: SocketAddr) -> std::io::Result<Socket> {
+/// socket that only uses the port) it is retried for [`PORT_RELEASE_WAIT`],
+/// unless `stop` turns true meanwhile (an `Interrupted` error).
+fn bind_probe(addr: SocketAddr, stop: Option<&AtomicBool>) -> std::io::Result<Socket> {
     let deadline = Instant::now() + PORT_RELEASE_WAIT;
     loop {
         let probe = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
@@ -452,6 +468,12 @@ fn bind_probe(addr: SocketAddr) -> std::io::Result<Socket> {
         let holder = port_holders::port_use(addr);
         if holder == PortUse::Live || Instant::now() >= deadline {
             return Err(err);
+        }
+        if stop.is_some_and(|s| s.load(Ordering::Acquire)) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "stopped while waiting for the port",
+            ));
         }
         log::debug!("{addr} is busy without a live listener ({holder:?}); retrying");
         std::thread::sleep(PORT_RETRY_EVERY);
@@ -479,7 +501,24 @@ impl Server {
         router: Router,
         mut signals: signal_hook::iterator::Signals,
     ) -> Result<()> {
-        let server = Server::start(config, router)?;
+        // A signal already caught: stop before serving (nothing to drain).
+        if let Some(signal) = signals.pending().next() {
+            log::info!("signal {signal} received before the server started: stopped");
+            return Ok(());
+        }
+        // One that comes while start-up waits for a busy port ends the wait.
+        let stop = Arc::new(AtomicBool::new(false));
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            signal_hook::flag::register(signal, stop.clone())
+                .map_err(|e| Error::Executor(format!("cannot install signal handlers: {e}")))?;
+        }
+        let server = match Server::start_unless(config, router, Some(&stop)) {
+            Err(Error::Bind { source, .. }) if source.kind() == std::io::ErrorKind::Interrupted => {
+                log::info!("signal received while waiting for the port: stopped");
+                return Ok(());
+            }
+            started => started?,
+        };
         if let Some(signal) = signals.forever().next() {
             log::info!("signal {signal} received: closing listeners, finishing in-flight requests");
         }
