@@ -8,7 +8,8 @@ use heavylift::{fast, offload, Cancelled, CoreLayout, Response, Router, ServeCon
 
 /// `below` from the query, if it is a number from 2 to 50,000,000.
 fn below(query: &str) -> Option<u64> {
-    heavylift::http::query::query_param(query, "below")
+    heavylift::http::query::query_value(query, "below")
+        .and_then(Result::ok)
         .and_then(|v| v.parse().ok())
         .filter(|v| (2..=50_000_000).contains(v))
 }

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::Isolation;
-use crate::http::query::{parse_id, parse_n, query_param};
+use crate::http::query::{parse_id, parse_n, query_value};
 use crate::http::Response;
 use crate::jobs::gzip::{gzip, parse_level};
 use crate::jobs::heavy::{heavy_lifting, HeavyReport};
@@ -62,7 +62,9 @@ pub const MAX_SPIN_SECS: f64 = 60.0;
 
 /// `secs` of `/spin`: a number of seconds, 0 < S <= 60, fractions allowed.
 pub fn parse_spin_secs(query: &str) -> Result<f64, String> {
-    let raw = query_param(query, "secs").ok_or("missing secs: use ?secs=S (0 < S <= 60)")?;
+    let raw = query_value(query, "secs")
+        .ok_or("missing secs: use ?secs=S (0 < S <= 60)")?
+        .map_err(|why| format!("bad secs: {why}"))?;
     let secs = raw
         .parse::<f64>()
         .ok()
@@ -132,8 +134,10 @@ pub enum CrashHow {
 
 /// `how` of `/crash`.
 pub fn parse_crash_how(query: &str) -> Result<CrashHow, String> {
-    let raw = query_param(query, "how").ok_or("missing how: use ?how=abort|segv|stack|oom|exit")?;
-    Ok(match raw {
+    let raw = query_value(query, "how")
+        .ok_or("missing how: use ?how=abort|segv|stack|oom|exit")?
+        .map_err(|why| format!("bad how: {why}"))?;
+    Ok(match &*raw {
         "abort" => CrashHow::Abort,
         "segv" => CrashHow::Segv,
         "stack" => CrashHow::Stack,

@@ -14,6 +14,13 @@ fn fast_echoes_the_decoded_id() {
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     assert_eq!(server.get("/fast?id=a%20b%2Fc").text(), "fast result a b/c");
     assert_eq!(server.get("/fast?x=1&id=q&id=z").text(), "fast result q");
+    // Every parameter is decoded as a form parser (Tornado's get_argument)
+    // does, names included.
+    let r = server.get("/slow_threaded?%69d=a&n=%31%30");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.text().starts_with("slow result a <--- "), "{r:?}");
+    let r = server.get("/spin?id=s&secs=%30.01");
+    assert!(r.text().starts_with("spin result s <--- "), "{r:?}");
 }
 
 #[test]
@@ -29,6 +36,7 @@ fn missing_or_bad_parameters_are_400() {
         "/slow_threaded?id=1&n=abc",
         "/slow_threaded?id=1&n=-1",
         "/slow_threaded?id=1&n=%2B5",
+        "/slow_threaded?id=1&n=%3",
         "/slow_threaded?id=1&n=",
         "/slow?id=1&n=5.0",
         "/fail",

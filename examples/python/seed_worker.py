@@ -44,12 +44,15 @@ class BadRequest(Exception):
 
 
 def query_param(query, name):
-    """The raw value of the first ``name=value`` pair whose raw name is
-    ``name`` (a bare ``name`` gives ""), or None."""
+    """The raw value of the first ``name=value`` pair whose name, once
+    percent-decoded, is ``name`` (a bare ``name`` gives ""), or None."""
     for pair in query.split("&"):
         key, _, value = pair.partition("=")
-        if key == name:
-            return value
+        try:
+            if percent_decode(key) == name:
+                return value
+        except BadRequest:
+            pass
     return None
 
 
@@ -120,13 +123,17 @@ def rust_debug(s):
 
 
 def parse_whole(query, name, default, lo, hi):
-    """Query parameter ``name``: absent gives ``default``; present must be
-    ASCII decimal digits with a value in lo..=hi."""
+    """Query parameter ``name``: absent gives ``default``; present must be,
+    once percent-decoded, ASCII decimal digits with a value in lo..=hi."""
     raw = query_param(query, name)
     if raw is None:
         return default
-    if raw and raw.isascii() and raw.isdigit():
-        value = int(raw)
+    try:
+        decoded = percent_decode(raw)
+    except BadRequest as why:
+        raise BadRequest("bad %s: %s" % (name, why)) from None
+    if decoded and decoded.isascii() and decoded.isdigit():
+        value = int(decoded)
         if lo <= value <= hi:
             return value
     shown = raw[:32]

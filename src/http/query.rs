@@ -10,7 +10,8 @@ pub const DEFAULT_N: u32 = 2000;
 pub const MAX_N: u32 = 20_000;
 
 /// The raw (still percent-encoded) value of the first `name=value` pair
-/// whose raw name is `name`; a bare `name` gives `Some("")`.
+/// whose raw name is `name`; a bare `name` gives `Some("")`. The routes
+/// read [`query_value`], which decodes.
 pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
         .split('&')
@@ -19,6 +20,23 @@ pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
             None if pair == name => Some(""),
             _ => None,
         })
+}
+
+/// The value of the first `name=value` pair whose name is `name` once
+/// decoded, itself decoded as a form value (`%XX` escapes and `+` as a
+/// space, as Tornado's `get_argument` and every form parser do); a bare
+/// `name` gives `""`. `None` when absent; `Some(Err(reason))` for a bad
+/// escape or a value that is not UTF-8.
+pub fn query_value<'a>(query: &'a str, name: &str) -> Option<Result<Cow<'a, str>, &'static str>> {
+    raw_query_value(query, name).map(percent_decode)
+}
+
+/// The raw value of the pair [`query_value`] decodes.
+fn raw_query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        matches!(percent_decode(key), Ok(key) if key == name).then_some(value)
+    })
 }
 
 /// Decodes `%XX` escapes (either case) and `+` as a space (query-string
@@ -63,8 +81,9 @@ fn decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, &'static str> 
 
 /// The percent-decoded `id`; missing or empty is an error.
 pub fn parse_id(query: &str) -> Result<Cow<'_, str>, String> {
-    let raw = query_param(query, "id").ok_or("missing id: use ?id=X")?;
-    let id = percent_decode(raw).map_err(|why| format!("bad id: {why}"))?;
+    let id = query_value(query, "id")
+        .ok_or("missing id: use ?id=X")?
+        .map_err(|why| format!("bad id: {why}"))?;
     if id.is_empty() {
         return Err("empty id: use ?id=X".to_owned());
     }
@@ -78,19 +97,20 @@ pub fn parse_n(query: &str) -> Result<u32, String> {
 }
 
 /// The query parameter `name` as a whole number in `range`: absent gives
-/// `default`; present must be plain ASCII decimal digits (leading zeros
-/// fine). The error is a one-line reason for a 400 body, showing at most 32
-/// characters of the raw value.
+/// `default`; present must be, once percent-decoded, plain ASCII decimal
+/// digits (leading zeros fine). The error is a one-line reason for a 400
+/// body, showing at most 32 characters of the value.
 pub fn parse_whole(
     query: &str,
     name: &str,
     default: u32,
     range: std::ops::RangeInclusive<u32>,
 ) -> Result<u32, String> {
-    let Some(raw) = query_param(query, name) else {
+    let Some(raw) = raw_query_value(query, name) else {
         return Ok(default);
     };
-    match decimal(raw.as_bytes()).and_then(|v| u32::try_from(v).ok()) {
+    let value = percent_decode(raw).map_err(|why| format!("bad {name}: {why}"))?;
+    match decimal(value.as_bytes()).and_then(|v| u32::try_from(v).ok()) {
         Some(v) if range.contains(&v) => Ok(v),
         _ => {
             let shown: String = raw.chars().take(32).collect();
@@ -120,15 +140,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_param_cases() {
-        assert_eq!(query_param("id=1&n=5", "n"), Some("5"));
-        assert_eq!(query_param("id=1&id=2", "id"), Some("1"));
-        assert_eq!(query_param("id", "id"), Some(""));
-        assert_eq!(query_param("id=", "id"), Some(""));
-        assert_eq!(query_param("&&id=a=b&", "id"), Some("a=b"));
-        assert_eq!(query_param("idx=1&xid=2", "id"), None);
-        assert_eq!(query_param("", "id"), None);
-        assert_eq!(query_param("%69d=1", "id"), None); // names are compared raw
+    fn query_value_cases() {
+        let v =
+            |q: &'static str, name: &str| query_value(q, name).map(|r| r.map(|c| c.into_owned()));
+        assert_eq!(v("id=1&n=5", "n"), Some(Ok("5".into())));
+        assert_eq!(v("id=1&id=2", "id"), Some(Ok("1".into())));
+        assert_eq!(v("id", "id"), Some(Ok("".into())));
+        assert_eq!(v("id=", "id"), Some(Ok("".into())));
+        assert_eq!(v("&&id=a=b&", "id"), Some(Ok("a=b".into())));
+        assert_eq!(v("idx=1&xid=2", "id"), None);
+        assert_eq!(v("", "id"), None);
+        // Names and values are decoded as a form parser does.
+        assert_eq!(v("%69d=1", "id"), Some(Ok("1".into())));
+        assert_eq!(v("n=%35", "n"), Some(Ok("5".into())));
+        assert_eq!(v("id=a+b%20c", "id"), Some(Ok("a b c".into())));
+        assert!(matches!(v("n=%3", "n"), Some(Err(_))));
+        assert!(matches!(v("n=%FF", "n"), Some(Err(_))));
     }
 
     #[test]
@@ -206,7 +233,7 @@ mod tests {
             "99999999999999999999",
             " 5",
             "5 ",
-            "%35",
+            "%2B5",
         ]
         .into_iter()
         .chain(["0000", "4294967297", "abc", "1e3", "٣", long.as_str()])
@@ -223,6 +250,10 @@ mod tests {
             );
         }
         assert!(parse_n("n").unwrap_err().starts_with("bad n \"\""));
+        // Decoded first, as a form parser does: %35 is 5, a bad escape says so.
+        assert_eq!(parse_n("n=%35"), Ok(5));
+        assert_eq!(parse_n("n=%32%30"), Ok(20));
+        assert!(parse_n("n=%3").unwrap_err().contains("percent-escape"));
         assert!(parse_n(&format!("n={long}")).unwrap_err().contains("...:"));
     }
 }
