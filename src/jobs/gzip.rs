@@ -254,6 +254,7 @@ mod tests {
         assert_eq!(parse_level("level=1"), Ok(1));
         assert_eq!(parse_level("x=1&level=9"), Ok(9));
         assert_eq!(parse_level("level=06"), Ok(6));
+        assert_eq!(parse_level("level=%35"), Ok(5), "decoded first");
         for bad in [
             "level",
             "level=",
@@ -261,7 +262,7 @@ mod tests {
             "level=10",
             "level=-1",
             "level=+5",
-            "level=%35",
+            "level=%2B5",
             "level= 5",
             "level=5a",
             "level=99999999999999999999999",
