@@ -49,7 +49,7 @@ fn main() {
                 let added = e.queued(c, 1);
                 let mid = Instant::now();
                 // The compute core's side of the same job.
-                e.dequeued(c, added, true);
+                e.dequeued(c, added, Some(j + 1));
                 stats.compute[c].in_flight.fetch_sub(1, AcqRel);
                 stats.compute[c].route_in_flight[1].fetch_sub(1, AcqRel);
                 e.finished(c, 1, Duration::from_micros(20_000 + (j % 7) as u64 * 1000));
