@@ -30,8 +30,8 @@ use crate::stats::Stats;
 /// glommio parking with a runnable task (patch 13 in
 /// `vendor/glommio/HEAVYLIFT.md`), which no timer could bound. Kept as a
 /// safety net: every reactor turn polls the channels. Costs 100 wake-ups/s
-/// while idle (about 1% of a CPU with the 100 us spin before parking, see
-/// `server::SPIN_BEFORE_PARK`).
+/// while idle (about 2% of a CPU with the 200 us spin before parking, see
+/// `server::COMPUTE_SPIN_BEFORE_PARK`; the spin yields to any other thread).
 pub const WAKE_TICK: Duration = Duration::from_millis(10);
 
 thread_local! {

@@ -30,7 +30,7 @@ use super::{WorkerProgram, NOT_THE_WORKERS};
 use crate::http::Response;
 use crate::jobs::worker::ComputeCore;
 use crate::jobs::{cpu_clock, Job, JobInput, JobOutcome, JobState};
-use crate::server::SPIN_BEFORE_PARK;
+use crate::server::COMPUTE_SPIN_BEFORE_PARK;
 
 /// How often a running job's cancel token is looked at.
 pub const CANCEL_POLL: Duration = Duration::from_millis(5);
@@ -346,7 +346,7 @@ impl Drop for Worker {
 
 /// While it lives, the compute executor parks at once when it has nothing
 /// to do, leaving the CPU to its worker (they share it); when it drops, the
-/// executor spins [`SPIN_BEFORE_PARK`] again before parking, as thread-mode
+/// executor spins [`COMPUTE_SPIN_BEFORE_PARK`] again before parking, as thread-mode
 /// compute executors do, so a job that comes while the worker is idle finds
 /// the executor awake. Measured on the 2-core VM: a woken idle vCPU costs
 /// 20-40 us per cross-CPU hand-off (a socketpair ping-pong between CPUs has
@@ -366,7 +366,7 @@ impl SpinOff {
 impl Drop for SpinOff {
     fn drop(&mut self) {
         if !self.never_spins {
-            glommio::executor().set_spin_before_park(Some(SPIN_BEFORE_PARK));
+            glommio::executor().set_spin_before_park(Some(COMPUTE_SPIN_BEFORE_PARK));
         }
     }
 }

@@ -1508,6 +1508,13 @@ impl LocalExecutor {
                         // `ExecutorProxy::set_spin_before_park` may change it.
                         let spin_before_park = this.spin_before_park().unwrap_or_default();
                         while !this.reactor.spin_poll_io().unwrap() {
+                            // heavylift patch 18: a spinning executor gives
+                            // its CPU to any other thread that wants it (a
+                            // no-op when none does). Spinning on a CPU that
+                            // something else shares otherwise holds that
+                            // thread off until the scheduler preempts us.
+                            // SAFETY: sched_yield takes no arguments.
+                            unsafe { libc::sched_yield() };
                             if pre_time.elapsed() > spin_before_park {
                                 this.parker
                                     .park()
