@@ -184,9 +184,20 @@ fn sigterm_does_not_wait_for_a_job_that_ignores_its_cancel() {
 /// (while the command is checked, or just after), and returns the exit code
 /// (None past 15 s) and the time from the signal to the exit.
 fn term_during_worker_check(worker_cmd: &str) -> (Option<i32>, Duration) {
+    let args = ["--listen", "127.0.0.1:0", "--log-level", "warn"];
+    signal_serve_after_700ms(
+        &[&args[..], &["--worker-cmd", worker_cmd]].concat(),
+        "-TERM",
+    )
+}
+
+/// Starts `serve args`, sends `signal` (`-TERM`, `-INT`) 700 ms later, and
+/// returns the exit code (None past 15 s) and the time from the signal to
+/// the exit.
+fn signal_serve_after_700ms(args: &[&str], signal: &str) -> (Option<i32>, Duration) {
     let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
-        .args(["--worker-cmd", worker_cmd])
+        .arg("serve")
+        .args(args)
         .stderr(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -194,7 +205,7 @@ fn term_during_worker_check(worker_cmd: &str) -> (Option<i32>, Duration) {
     std::thread::sleep(Duration::from_millis(700));
     let sent = Instant::now();
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     let code = wait_exit(&mut child, Duration::from_secs(15));
@@ -393,23 +404,8 @@ fn a_signal_while_waiting_for_a_busy_port_stops_at_once() {
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     held.bind(&any.into()).unwrap();
     let addr = held.local_addr().unwrap().as_socket().unwrap().to_string();
-    let mut child = Command::new(bin())
-        .args(["serve", "--listen", &addr])
-        .stderr(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    let sent = Instant::now();
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
-    assert!(
-        sent.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        sent.elapsed()
-    );
+    let (code, took) = signal_serve_after_700ms(&["--listen", &addr], "-INT");
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(3), "{took:?}");
     drop(held);
 }
