@@ -278,13 +278,14 @@ impl Stats {
     }
 
     /// Called by an I/O executor once it has stopped serving: its
-    /// connections are closed and each request it read was answered.
+    /// connections are closed, each request it read answered (or, past the
+    /// drain's bound, abandoned, which cancels its job).
     pub fn io_core_stopped(&self) {
         self.io_stopped.fetch_add(1, AcqRel);
     }
 
     /// True once every I/O executor has stopped (the server is stopping and
-    /// no request is left to answer): a job still running then has nobody
+    /// no request is left waiting): a job still running then has nobody
     /// waiting for it.
     pub fn io_stopped(&self) -> bool {
         self.io_stopped.load(Acquire) >= self.io.len()

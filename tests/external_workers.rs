@@ -453,3 +453,30 @@ fn a_worker_that_dies_after_its_hello_backs_off() {
     assert!(failures >= 1, "{stats}");
     assert_eq!(server.get("/fast?id=1").text(), "fast result 1");
 }
+
+/// A worker that fails before its Hello (once the start-up check has
+/// passed) is retried with a growing back-off and counted as a failed
+/// start; meanwhile its route's jobs time out (504) and /fast is served.
+#[test]
+fn a_worker_that_fails_before_its_hello_backs_off() {
+    let mark = std::env::temp_dir().join(format!("hl-started-once-{}", std::process::id()));
+    let _ = std::fs::remove_file(&mark);
+    // The check's run says Hello for "/a"; every later run exits first.
+    let hello = r"printf '\017\000\000\000\003\001\000\000\000\001\000\000\000\002\000\000\000/a'";
+    let cmd = format!(
+        "if [ -e {m} ]; then echo not today >&2; exit 1; fi; touch {m}; {hello}; sleep 30",
+        m = mark.display()
+    );
+    let server = serve(&cmd, &["--job-timeout", "1"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = server.stats();
+    let failures = stats["compute_cores"][0]["worker_start_failures"]
+        .as_u64()
+        .unwrap();
+    // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s: a handful in 3 s, not a loop.
+    assert!((1..=8).contains(&failures), "{stats}\n{}", server.log());
+    assert!(server.log().contains("failed to start"), "{}", server.log());
+    assert_eq!(server.get("/a").status, 504);
+    assert_eq!(server.get("/fast?id=1").text(), "fast result 1");
+    let _ = std::fs::remove_file(&mark);
+}

@@ -51,6 +51,10 @@ pub struct Estimates {
     /// ignores its cancel runs on; process isolation kills it after
     /// `--kill-grace`).
     stop_bound_us: AtomicU64,
+    /// How long a worker process takes from its start to its `Hello`, us
+    /// (moving mean; 0 until one has started): added to the stop bound,
+    /// since a killed worker's job waits for its replacement.
+    restart_us: AtomicU64,
     epoch: Instant,
 }
 
@@ -67,6 +71,7 @@ impl Estimates {
             running_since: zeros(cores),
             running_key: (0..cores).map(|_| AtomicUsize::new(0)).collect(),
             stop_bound_us: AtomicU64::new(u64::MAX),
+            restart_us: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -103,13 +108,28 @@ impl Estimates {
         self.stop_bound_us.store(us, Relaxed);
     }
 
+    /// A worker process said `Hello` `took` after it was started.
+    pub fn worker_started_in(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let _ = self
+            .restart_us
+            .fetch_update(Relaxed, Relaxed, |old| Some(moving_mean(old, us)));
+    }
+
     /// The running job of `core` with key `key` was cancelled (timeout or
-    /// hang-up): it holds its core at most the stop bound longer, so the
-    /// expected wait behind it shrinks to that (a request right after a 504
-    /// is not refused for the cancelled job's whole estimate). No change
-    /// when no bound is set, or `core` already runs another job.
+    /// hang-up): it holds its core at most the stop bound longer (plus a
+    /// worker's start, [`Estimates::worker_started_in`]), so the expected
+    /// wait behind it shrinks to that (a request right after a 504 is not
+    /// refused for the cancelled job's whole estimate). No change when no
+    /// bound is set, or `core` already runs another job. (The key check and
+    /// the update are two steps: a job that starts on `core` in between may
+    /// have its estimate cut too, which only makes one admission optimistic.)
     pub fn stopping(&self, core: usize, key: usize) {
         let bound = self.stop_bound_us.load(Relaxed);
+        let bound = match bound {
+            u64::MAX => bound,
+            b => b.saturating_add(self.restart_us.load(Relaxed)),
+        };
         let (Some(r), Some(s), Some(k)) = (
             self.running_us.get(core),
             self.running_since.get(core),
@@ -324,6 +344,15 @@ mod tests {
         let w = e.wait(0);
         assert!(
             w <= Duration::from_millis(500) && w > Duration::ZERO,
+            "{w:?}"
+        );
+        // A worker's start is added: the job after waits for the replacement.
+        e.dequeued(0, a, Some(9));
+        e.worker_started_in(Duration::from_millis(300));
+        e.stopping(0, 9);
+        let w = e.wait(0);
+        assert!(
+            w <= Duration::from_millis(800) && w > Duration::from_millis(500),
             "{w:?}"
         );
         // An idle core stays idle.

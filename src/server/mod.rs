@@ -56,8 +56,9 @@ const PREEMPT_TIMER: Duration = Duration::from_millis(1);
 const IO_PREEMPT_TIMER: Duration = Duration::from_millis(5);
 /// How long an idle executor keeps polling before it parks, when I/O and
 /// compute have CPUs of their own. A job (or its result) arriving within that
-/// window skips the eventfd wake-up and the membarrier of parking: the
-/// offload round trip went from ~100 to ~25 us at p50. Idle cost: every
+/// window skips the eventfd wake-up and the membarrier of parking (when the
+/// spin came in, on a quieter VM: the offload round trip went from ~100 to
+/// ~25 us at p50). Idle cost: every
 /// executor wakes each `WAKE_TICK` (10 ms) and then polls this long (~1% of a
 /// CPU each; 2% for a compute core's longer spin, which also follows each
 /// job), CPU time any other thread on that CPU may take first. Never on a
@@ -511,16 +512,17 @@ impl Server {
         router: Router,
         mut signals: signal_hook::iterator::Signals,
     ) -> Result<()> {
-        // A signal already caught: stop before serving (nothing to drain).
-        if let Some(signal) = signals.pending().next() {
-            log::info!("signal {signal} received before the server started: stopped");
-            return Ok(());
-        }
-        // One that comes while start-up waits for a busy port ends the wait.
+        // One that comes while start-up waits for a busy port ends the wait
+        // (registered first, so none falls between this and the check below).
         let stop = Arc::new(AtomicBool::new(false));
         for signal in [libc::SIGINT, libc::SIGTERM] {
             signal_hook::flag::register(signal, stop.clone())
                 .map_err(|e| Error::Executor(format!("cannot install signal handlers: {e}")))?;
+        }
+        // A signal already caught: stop before serving (nothing to drain).
+        if let Some(signal) = signals.pending().next() {
+            log::info!("signal {signal} received before the server started: stopped");
+            return Ok(());
         }
         let server = match Server::start_unless(config, router, Some(&stop)) {
             Err(Error::Bind { source, .. }) if source.kind() == std::io::ErrorKind::Interrupted => {

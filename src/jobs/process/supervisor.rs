@@ -616,9 +616,9 @@ impl Supervisor {
         );
         stats.record_worker_kill(reason);
         self.worker = None; // Drop kills the group and reaps it.
-        stats.worker_restarts.fetch_add(1, Relaxed);
-        // No replacement for a server that is stopping.
+                            // No replacement (nor its count) for a server that is stopping.
         if !all_stats.io_stopped() {
+            stats.worker_restarts.fetch_add(1, Relaxed);
             self.spawn();
         }
     }
@@ -836,6 +836,11 @@ impl Supervisor {
                         // (a job done, or a second alive), not at its Hello:
                         // one that dies right after must back off.
                         worker.ready = true;
+                        // How long a replacement takes, for admission.
+                        self.core
+                            .stats
+                            .estimates
+                            .worker_started_in(worker.started.elapsed());
                         log::debug!(
                             "compute core {}: worker {} ready with {} routes",
                             self.core.cpu,
@@ -870,8 +875,12 @@ impl Supervisor {
         );
     }
 
-    /// Starts a worker (it says `Hello` later); a failure counts as a failed start.
+    /// Starts a worker (it says `Hello` later); a failure counts as a failed
+    /// start. Nothing once the server is stopping (every I/O core is done).
     fn spawn(&mut self) {
+        if self.core.stats.io_stopped() {
+            return;
+        }
         self.core.stats.compute[self.core.index]
             .worker_pid
             .store(0, Relaxed);

@@ -343,6 +343,11 @@ impl TaskQueueStats {
     }
 }
 
+/// heavylift patch 18: a `sched_yield` in the spin before parking that
+/// takes longer than this came back after another thread ran on the CPU
+/// (one spin of an I/O core): the executor parks instead of spinning on.
+const YIELD_CONTENDED: Duration = Duration::from_micros(100);
+
 #[derive(Debug)]
 struct ExecutorQueues {
     active_executors: BinaryHeap<Rc<RefCell<TaskQueue>>>,
@@ -1513,9 +1518,18 @@ impl LocalExecutor {
                             // no-op when none does). Spinning on a CPU that
                             // something else shares otherwise holds that
                             // thread off until the scheduler preempts us.
-                            // SAFETY: sched_yield takes no arguments.
-                            unsafe { libc::sched_yield() };
-                            if pre_time.elapsed() > spin_before_park {
+                            // A yield that comes back late means another
+                            // thread is busy on this CPU: park then, so that
+                            // new work wakes us (and may preempt it) rather
+                            // than waiting out its time slice behind it.
+                            let mut contended = false;
+                            if pre_time.elapsed() < spin_before_park {
+                                let yielded = Instant::now();
+                                // SAFETY: sched_yield takes no arguments.
+                                unsafe { libc::sched_yield() };
+                                contended = yielded.elapsed() > YIELD_CONTENDED;
+                            }
+                            if contended || pre_time.elapsed() > spin_before_park {
                                 this.parker
                                     .park()
                                     .expect("Failed to park! This is actually pretty bad!");
