@@ -58,20 +58,21 @@ const IO_PREEMPT_TIMER: Duration = Duration::from_millis(5);
 /// compute have CPUs of their own. A job (or its result) arriving within that
 /// window skips the eventfd wake-up and the membarrier of parking (when the
 /// spin came in, on a quieter VM: the offload round trip went from ~100 to
-/// ~25 us at p50). Idle cost: every
-/// executor wakes each `WAKE_TICK` (10 ms) and then polls this long (~1% of a
-/// CPU each; 2% for a compute core's longer spin, which also follows each
-/// job), CPU time any other thread on that CPU may take first. Never on a
-/// shared core, where polling would take the CPU from the other role.
-/// While it polls, an executor yields its CPU to any thread that wants it
-/// (glommio patch 18), so a spin never holds off a thread sharing the CPU.
+/// ~25 us at p50). While it polls, an executor yields its CPU to any thread
+/// that wants it, and parks once another thread keeps it (glommio patch
+/// 18), so a spin does not hold off a thread sharing the CPU. Idle cost:
+/// every executor wakes each `WAKE_TICK` (10 ms) and then polls this long
+/// (~1% of a CPU each; 2% for a compute core's longer spin, which also
+/// follows each job). Never on a shared core, where polling would take the
+/// CPU from the other role.
 pub(crate) const SPIN_BEFORE_PARK: Duration = Duration::from_micros(100);
 /// A compute executor's spin before parking: longer than an I/O core's, so
 /// that at one connection it is still awake when the next job comes (one
 /// round trip through the client later); a parked one takes ~60 us to wake
 /// on the 2-core VM. With the spin's yield and no per-turn throughput timer
 /// (glommio patch 18) the offload round trip at one connection went from a
-/// p50 of 92-106 us to 39-48 us (`vendor/glommio/HEAVYLIFT.md` item 18).
+/// p50 of 101 us to 43 us (medians of 6 runs; `vendor/glommio/HEAVYLIFT.md`
+/// item 18).
 pub(crate) const COMPUTE_SPIN_BEFORE_PARK: Duration = Duration::from_micros(200);
 /// Registered buffer memory per executor; the network path does not use it,
 /// and the default (10 MiB x 3 rings) trips RLIMIT_MEMLOCK for normal users.
