@@ -109,6 +109,10 @@ enum Plan {
         route: Option<usize>,
         response: Response,
     },
+    /// Answered already, when its head arrived (a refusal with a body, as
+    /// nginx answers and then discards): its body is read and dropped, and
+    /// nothing more is sent for it.
+    Discard,
 }
 
 /// How [`Connection::run`] returned.
@@ -382,7 +386,18 @@ impl Connection {
                 ReadEvent::Data(n) => self.reader.filled(n),
                 ReadEvent::Eof => return Ok(Closed::ByPeer),
                 ReadEvent::TimedOut if matches!(on_timeout, Closed::BodyTimeout) => {
-                    let _ = self.reject(408, "request body arrived too slowly");
+                    // A 408 unless its request was answered already (a
+                    // refusal whose body is only discarded).
+                    let answered = matches!(
+                        self.current,
+                        Some(Current {
+                            plan: Plan::Discard,
+                            ..
+                        })
+                    );
+                    if !answered {
+                        let _ = self.reject(408, "request body arrived too slowly");
+                    }
                     // A trickling client gets no long linger on top.
                     self.close_gracefully(LINGER_TIMEOUT).await;
                     return Ok(on_timeout);
@@ -443,23 +458,18 @@ impl Connection {
             // A request answered before its body, whose body is read only to
             // keep the connection (`route_head`), and is longer than that is
             // worth: its own answer, not a 413, and the connection closes.
-            ParseError::BodyTooLarge
-                if matches!(
-                    self.current,
-                    Some(Current {
-                        plan: Plan::Answer { .. },
-                        ..
-                    })
-                ) =>
+            // Any fault in a body that is only discarded (its request was
+            // answered when its head came): no second answer, just close.
+            _ if matches!(
+                self.current,
+                Some(Current {
+                    plan: Plan::Discard,
+                    ..
+                })
+            ) =>
             {
-                let Some(Current {
-                    head,
-                    plan: Plan::Answer { route, response },
-                }) = self.current.take()
-                else {
-                    unreachable!("matched above")
-                };
-                self.answer_and_close(&head, route, &response)
+                self.current = None;
+                Step::Close(Closed::Answered)
             }
             ParseError::BodyTooLarge => {
                 let why = format!("request body larger than {} bytes", self.body_limit);
@@ -535,6 +545,7 @@ impl Connection {
             }
         };
         let mut limit = limit;
+        let mut plan = plan;
         if let Plan::Answer { route, response } = &plan {
             // A body small enough to pass on any route (1 MiB) is read and
             // ignored, as the contract says of bodies, so the connection
@@ -542,14 +553,26 @@ impl Connection {
             // same). One declared larger, or one the client holds back
             // until told to send it (`Expect: 100-continue`), is not worth
             // reading: the answer goes now, in place of the `100`, and the
-            // connection closes (RFC 9110 section 10.1.1). A chunked one
-            // that runs past 1 MiB gets the same answer then, and closes
-            // (`reject_parse`).
+            // connection closes (RFC 9110 section 10.1.1).
             let large = matches!(head.body, BodyKind::Length(n) if n > MAX_BODY_BYTES);
             if head.body != BodyKind::Empty && (head.expects_continue || large) {
                 return Err(self.answer_and_close(&head, *route, response));
             }
             limit = limit.min(MAX_BODY_BYTES);
+        }
+        if head.body != BodyKind::Empty {
+            // The answer goes now, before the body is read (the contract's
+            // 503 "at once"; nginx answers first and then discards too). A
+            // chunked body that then runs past 1 MiB closes the connection
+            // (`reject_parse`).
+            match std::mem::replace(&mut plan, Plan::Discard) {
+                Plan::Answer { route, response } => {
+                    if let Step::Close(why) = self.encode_answer(&head, route, response) {
+                        return Err(Step::Close(why));
+                    }
+                }
+                other => plan = other,
+            }
         }
         self.body_limit = limit;
         if let Err(err) = self.reader.begin_body(limit, collect) {
@@ -575,6 +598,8 @@ impl Connection {
         let Current { head, plan } = current;
         let (route, response) = match plan {
             Plan::Answer { route, response } => (route, response),
+            // Answered when its head came; its body is now read and dropped.
+            Plan::Discard => return Ok(Step::NeedMore),
             Plan::Route {
                 index,
                 params,
