@@ -157,8 +157,9 @@ pub struct ComputeCoreStats {
     pub in_flight: AtomicUsize,
     /// Jobs cancelled while they waited, out of `in_flight` but still on
     /// their way to this core, which skips them (`Dispatcher::cancel`).
-    /// Admission keeps it at most `--queue-depth` + 1, so hang-ups behind a
-    /// job that ignores its cancel cannot pile them up without bound.
+    /// Admission keeps it at most `dispatch::husk_room` (four times the
+    /// queue depth plus one, at least 64), so hang-ups behind a long job
+    /// cannot pile them up without bound.
     pub skipped_ahead: AtomicUsize,
     pub running: AtomicBool,
     pub completed: AtomicU64,

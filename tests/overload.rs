@@ -280,20 +280,21 @@ fn a_job_that_stops_waiting_gives_back_its_queue_place_at_once() {
 
 /// Jobs cancelled while they wait are skipped by their compute core only
 /// when it gets to them, so admission bounds how many may be on their way
-/// (`--queue-depth` + 1): hang-ups behind a job that ignores its cancel
-/// cannot pile up without bound. Past that, 503; once the core has skipped
-/// them, jobs are admitted again.
+/// (4 x (`--queue-depth` + 1), at least 64): hang-ups behind a job that
+/// ignores its cancel cannot pile up without bound, and a few of them never
+/// lock the queue (an audit found 3 enough at the first bound). Past it,
+/// 503; once the core has skipped them, jobs are admitted again.
 #[test]
 fn hang_ups_behind_a_stuck_job_are_bounded() {
     let server = TestServer::start_with(|c| {
         c.queue_depth = 1;
-        c.job_timeout = Duration::from_secs(20);
+        c.job_timeout = Duration::from_secs(30);
     });
     let addr = server.addr;
-    let spin = std::thread::spawn(move || get(addr, "/spin?id=run&secs=3", &[]).status);
+    let spin = std::thread::spawn(move || get(addr, "/spin?id=run&secs=20", &[]).status);
     wait_for_stats(&server, 5, |s| s["compute_cores"][0]["running"] == true);
     let mut refused_at = None;
-    for i in 0..6u64 {
+    for i in 0..70u64 {
         let mut s = connect(server.addr, QUICK);
         s.write_all(
             format!("GET /slow_threaded?id=h{i}&n=10 HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
@@ -311,9 +312,9 @@ fn hang_ups_behind_a_stuck_job_are_bounded() {
         drop(s);
         wait_for_stats(&server, 5, |s| s["jobs"]["cancelled"] == i + 1);
     }
-    // queue-depth + 1 = 2 may wait skipped; the third is admitted at that
-    // bound and cancelled, so the fourth is refused.
-    assert_eq!(refused_at, Some(3));
+    // 64 may wait skipped; the 65th is admitted at that bound and
+    // cancelled, so the 66th is refused.
+    assert_eq!(refused_at, Some(65));
     assert_eq!(spin.join().unwrap(), 200);
     // The core skipped them; the next job runs.
     assert_eq!(server.get("/slow_threaded?id=after&n=10").status, 200);

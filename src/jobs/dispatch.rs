@@ -18,6 +18,18 @@ use glommio::channels::channel_mesh::Senders;
 use glommio::{GlommioError, ResourceType};
 
 use super::estimate::retry_after_secs;
+
+/// How many cancelled jobs (hang-ups, deadlines) may be on their way to
+/// one compute core, out of its queue but not yet skipped by it: a busy
+/// thread-isolation core skips them only once its running job returns.
+/// Four times the queue (at least 64), so a burst of hang-ups behind one
+/// long job does not lock the queue: past it, 503 even with the queue
+/// empty (an audit hit that at `--queue-depth` + 1, the first bound). The
+/// jobs channels have room for the queue and this many
+/// (`Server::start`); each such husk holds no input, about 100 bytes.
+pub fn husk_room(queue_depth: usize) -> usize {
+    (4 * (queue_depth + 1)).max(64)
+}
 use super::pending::Pending;
 use super::{CancelToken, InputSlot, Job, JobFn, JobInput, JobState};
 use crate::http::Response;
@@ -170,7 +182,7 @@ impl Dispatcher {
             let core = &self.stats.compute[c];
             let in_flight = &core.in_flight;
             if in_flight.fetch_add(1, AcqRel) > self.queue_depth
-                || core.skipped_ahead.load(Relaxed) > self.queue_depth + 1
+                || core.skipped_ahead.load(Relaxed) > husk_room(self.queue_depth)
             {
                 in_flight.fetch_sub(1, AcqRel);
                 continue;
@@ -250,11 +262,11 @@ impl Dispatcher {
     }
 
     /// Whether compute core `core` can take one more job: fewer than
-    /// `--queue-depth` waiting, and no more than `--queue-depth` + 1
-    /// cancelled jobs still on their way to it.
+    /// `--queue-depth` waiting, and no more than [`husk_room`] cancelled
+    /// jobs still on their way to it.
     fn has_room(&self, core: &crate::stats::ComputeCoreStats) -> bool {
         core.in_flight.load(Relaxed) <= self.queue_depth
-            && core.skipped_ahead.load(Relaxed) <= self.queue_depth + 1
+            && core.skipped_ahead.load(Relaxed) <= husk_room(self.queue_depth)
     }
 
     /// Counts a refused job and returns its 503: `Retry-After` is `wait`

@@ -179,12 +179,14 @@ impl Server {
         let n_io = layout.io.len();
         let n_compute = layout.compute.len();
         // Room for the waiting jobs and the one the compute core has not yet
-        // taken off the channel, so an admitted job always fits, twice over:
-        // a job cancelled while it waits frees its place in the queue at
-        // once but stays in the channel, without its input, until its
-        // compute core skips it (`Dispatcher::cancel`). Past that many such
-        // husks a dispatch finds the channel full and answers 503.
-        let jobs_cap = (2 * (config.queue_depth + 1)).next_power_of_two();
+        // taken off the channel, so an admitted job always fits, and for
+        // `husk_room` more: a job cancelled while it waits frees its place
+        // in the queue at once but stays in the channel, without its input,
+        // until its compute core skips it (`Dispatcher::cancel`). Admission
+        // refuses past that many such husks.
+        let jobs_cap =
+            (config.queue_depth + 1 + crate::jobs::dispatch::husk_room(config.queue_depth))
+                .next_power_of_two();
         let results_cap = (config.queue_depth + 1).next_power_of_two().max(16);
         let jobs = MeshBuilder::<Job, Partial>::partial(n_io + n_compute, jobs_cap);
         let results = MeshBuilder::<Done, Partial>::partial(n_io + n_compute, results_cap);
