@@ -480,3 +480,41 @@ fn a_worker_that_fails_before_its_hello_backs_off() {
     assert_eq!(server.get("/fast?id=1").text(), "fast result 1");
     let _ = std::fs::remove_file(&mark);
 }
+
+/// SIGTERM to the server and its worker at once (`pkill`, a systemd stop of
+/// the whole group), with a worker whose socket closes before its process
+/// ends: the stop is prompt, exit 0. A newcomer found such stops taking 35 s
+/// and exiting 2 (3 in 14): the death, seen while the server stopped, asked
+/// for a replacement that a stopping server does not start, and the
+/// supervisor's loop spun on that without yielding to the tasks that end
+/// it. That window is narrow (about 1 stop in 15 on this VM under load), so
+/// this test runs the path rather than reliably reproducing the race.
+#[test]
+fn a_worker_that_dies_as_the_server_stops_does_not_hold_the_stop() {
+    for round in 0..2 {
+        let mut server = serve(&format!("FAULTY_SLOW_EXIT=1 {}", faulty_cmd()), &[]);
+        let worker = pid_of(&server);
+        // Older than the 1 s in which a death counts as a failed start.
+        std::thread::sleep(Duration::from_millis(1200));
+        let sent = Instant::now();
+        let ok = Command::new("kill")
+            .args(["-TERM", &server.child_id().to_string(), &worker.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let status = server.wait_exit(Duration::from_secs(20));
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "round {round}, after {:?}\n{}",
+            sent.elapsed(),
+            server.log()
+        );
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "round {round}: {:?}",
+            sent.elapsed()
+        );
+    }
+}

@@ -330,6 +330,10 @@ impl ProcessServer {
         self.log.lock().unwrap().join("\n")
     }
 
+    pub fn child_id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.child.id().to_string()])

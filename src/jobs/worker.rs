@@ -156,6 +156,9 @@ async fn run_supervised(
             Next::Job(None) => break,
             Next::Idle(event) => {
                 supervisor.handle_idle(event).await;
+                // Every turn lets the executor's other tasks (the job
+                // forwarders whose end stops this loop) run.
+                glommio::executor().yield_now().await;
                 continue;
             }
         };

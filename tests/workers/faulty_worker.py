@@ -38,6 +38,19 @@ from heavylift_worker import Cancelled, Response, route, run, should_stop  # noq
 # Printing at start-up, before run(), must not break the Hello either.
 print("faulty worker starting")
 
+if os.environ.get("FAULTY_SLOW_EXIT"):
+    import signal
+
+    def _slow_exit(signum, frame):
+        # SIGTERM: the protocol socket closes at once, the process ends
+        # 0.3 s later (a stop race in tests/external_workers.rs).
+        os.close(0)
+        os.close(1)
+        time.sleep(0.3)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, _slow_exit)
+
 _TEXT = "text/plain; charset=utf-8"
 
 

@@ -721,6 +721,12 @@ impl Supervisor {
     /// caller passes what it returns to [`Supervisor::handle_idle`].
     pub async fn watch(&self) -> Idle {
         let Some(worker) = &self.worker else {
+            // A stopping server starts no worker (`spawn`): nothing to wait
+            // for here, and a ready `Start` would turn the caller's loop
+            // into a spin that starves the tasks that end it.
+            if self.core.stats.io_stopped() {
+                future::pending::<()>().await;
+            }
             let now = Instant::now();
             if self.next_start > now {
                 glommio::timer::sleep(self.next_start - now).await;
