@@ -45,9 +45,11 @@ this module moves the protocol off fds 0 and 1, so stdout goes to stderr
 (line-buffered) and stdin reads /dev/null. Import it before anything
 prints.
 
-Tip: ``--worker-cmd "exec python3 my_worker.py"`` makes the shell that
-heavylift starts become Python, so heavylift sees Python's own exit
-(``SIGABRT`` rather than ``exit status 134``) and logs Python's pid.
+heavylift runs a simple command such as ``python3 my_worker.py`` with
+``exec``, so the worker is Python itself (its own exit, ``SIGABRT`` rather
+than ``exit status 134``, and its pid). A compound command (``cd x &&
+python3 w.py``, or one with ``VAR=1`` in front) keeps ``/bin/sh`` in
+between; start its last part with ``exec`` to get the same.
 """
 
 import os
