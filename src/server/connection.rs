@@ -560,6 +560,15 @@ impl Connection {
             }
             limit = limit.min(MAX_BODY_BYTES);
         }
+        self.body_limit = limit;
+        if let Err(err) = self.reader.begin_body(limit, collect) {
+            log::debug!("bad request: {err}");
+            // A request answered without its body gets that answer, once.
+            if let Plan::Answer { route, response } = &plan {
+                return Err(self.answer_and_close(&head, *route, response));
+            }
+            return Err(self.reject_parse(&err));
+        }
         if head.body != BodyKind::Empty {
             // The answer goes now, before the body is read (the contract's
             // 503 "at once"; nginx answers first and then discards too). A
@@ -573,11 +582,6 @@ impl Connection {
                 }
                 other => plan = other,
             }
-        }
-        self.body_limit = limit;
-        if let Err(err) = self.reader.begin_body(limit, collect) {
-            log::debug!("bad request: {err}");
-            return Err(self.reject_parse(&err));
         }
         self.current = Some(Current { head, plan });
         Ok(())
