@@ -131,12 +131,12 @@ impl Server {
     }
 
     /// [`Server::start`] that gives up while it waits for a busy port to be
-    /// released (up to 5 s) once `stop` turns true: a `Bind` error of kind
+    /// released (up to 5 s) once `stop()` says so: a `Bind` error of kind
     /// `Interrupted`.
     fn start_unless(
         mut config: ServeConfig,
         router: Router,
-        stop: Option<&AtomicBool>,
+        stop: Option<&mut dyn FnMut() -> bool>,
     ) -> Result<ServerHandle> {
         if let Some(conflict) = router.error() {
             return Err(Error::Config(format!("bad router: {conflict}")));
@@ -429,7 +429,7 @@ fn builder(cpu: usize, name: &str, role: CoreRole, shared: bool) -> LocalExecuto
 fn bind_listeners(
     addr: SocketAddr,
     count: usize,
-    stop: Option<&AtomicBool>,
+    stop: Option<&mut dyn FnMut() -> bool>,
 ) -> Result<(SocketAddr, Vec<RawFd>)> {
     let bind_err = |source: std::io::Error| Error::Bind {
         addr: addr.to_string(),
@@ -468,8 +468,11 @@ const PORT_RETRY_EVERY: Duration = Duration::from_millis(50);
 /// The plain (no SO_REUSEPORT) bind that proves the address free. "In use"
 /// is final when a process listens there; otherwise (a dying listener, a
 /// socket that only uses the port) it is retried for [`PORT_RELEASE_WAIT`],
-/// unless `stop` turns true meanwhile (an `Interrupted` error).
-fn bind_probe(addr: SocketAddr, stop: Option<&AtomicBool>) -> std::io::Result<Socket> {
+/// unless `stop()` says so meanwhile (an `Interrupted` error).
+fn bind_probe(
+    addr: SocketAddr,
+    mut stop: Option<&mut dyn FnMut() -> bool>,
+) -> std::io::Result<Socket> {
     let deadline = Instant::now() + PORT_RELEASE_WAIT;
     loop {
         let probe = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
@@ -483,7 +486,7 @@ fn bind_probe(addr: SocketAddr, stop: Option<&AtomicBool>) -> std::io::Result<So
         if holder == PortUse::Live || Instant::now() >= deadline {
             return Err(err);
         }
-        if stop.is_some_and(|s| s.load(Ordering::Acquire)) {
+        if stop.as_mut().is_some_and(|stop| stop()) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Interrupted,
                 "stopped while waiting for the port",
@@ -515,19 +518,14 @@ impl Server {
         router: Router,
         mut signals: signal_hook::iterator::Signals,
     ) -> Result<()> {
-        // One that comes while start-up waits for a busy port ends the wait
-        // (registered first, so none falls between this and the check below).
-        let stop = Arc::new(AtomicBool::new(false));
-        for signal in [libc::SIGINT, libc::SIGTERM] {
-            signal_hook::flag::register(signal, stop.clone())
-                .map_err(|e| Error::Executor(format!("cannot install signal handlers: {e}")))?;
-        }
         // A signal already caught: stop before serving (nothing to drain).
         if let Some(signal) = signals.pending().next() {
             log::info!("signal {signal} received before the server started: stopped");
             return Ok(());
         }
-        let server = match Server::start_unless(config, router, Some(&stop)) {
+        // One that comes while start-up waits for a busy port ends the wait.
+        let mut signalled = || signals.pending().next().is_some();
+        let server = match Server::start_unless(config, router, Some(&mut signalled)) {
             Err(Error::Bind { source, .. }) if source.kind() == std::io::ErrorKind::Interrupted => {
                 log::info!("signal received while waiting for the port: stopped");
                 return Ok(());
