@@ -18,6 +18,10 @@ use glommio::channels::channel_mesh::Senders;
 use glommio::{GlommioError, ResourceType};
 
 use super::estimate::retry_after_secs;
+use super::pending::Pending;
+use super::{CancelToken, InputSlot, Job, JobFn, JobInput, JobState};
+use crate::http::Response;
+use crate::stats::Stats;
 
 /// How many cancelled jobs (hang-ups, deadlines) may be on their way to
 /// one compute core, out of its queue but not yet skipped by it: a busy
@@ -30,10 +34,6 @@ use super::estimate::retry_after_secs;
 pub fn husk_room(queue_depth: usize) -> usize {
     (4 * (queue_depth + 1)).max(64)
 }
-use super::pending::Pending;
-use super::{CancelToken, InputSlot, Job, JobFn, JobInput, JobState};
-use crate::http::Response;
-use crate::stats::Stats;
 
 /// Why admission refused a job (503); indexes `IoCoreStats::refused`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -125,11 +125,7 @@ impl Estimates {
     /// the update are two steps: a job that starts on `core` in between may
     /// have its estimate cut too, which only makes one admission optimistic.)
     pub fn stopping(&self, core: usize, key: usize) {
-        let bound = self.stop_bound_us.load(Relaxed);
-        let bound = match bound {
-            u64::MAX => bound,
-            b => b.saturating_add(self.restart_us.load(Relaxed)),
-        };
+        let stop_bound = self.stop_bound_us.load(Relaxed);
         let (Some(r), Some(s), Some(k)) = (
             self.running_us.get(core),
             self.running_since.get(core),
@@ -137,9 +133,10 @@ impl Estimates {
         ) else {
             return;
         };
-        if bound == u64::MAX || k.load(Relaxed) != key {
+        if stop_bound == u64::MAX || k.load(Relaxed) != key {
             return;
         }
+        let bound = stop_bound.saturating_add(self.restart_us.load(Relaxed));
         let ran = self.now_us().saturating_sub(s.load(Relaxed));
         let _ = r.fetch_update(Relaxed, Relaxed, |us| {
             // 0 means idle: it stays so; else never below 1 (running).

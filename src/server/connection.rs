@@ -388,14 +388,7 @@ impl Connection {
                 ReadEvent::TimedOut if matches!(on_timeout, Closed::BodyTimeout) => {
                     // A 408 unless its request was answered already (a
                     // refusal whose body is only discarded).
-                    let answered = matches!(
-                        self.current,
-                        Some(Current {
-                            plan: Plan::Discard,
-                            ..
-                        })
-                    );
-                    if !answered {
+                    if !self.discarding() {
                         let _ = self.reject(408, "request body arrived too slowly");
                     }
                     // A trickling client gets no long linger on top.
@@ -455,19 +448,10 @@ impl Connection {
     /// `reject` for a framing error; a 413 names the route's own limit.
     fn reject_parse(&mut self, err: &ParseError) -> Step {
         match err {
-            // A request answered before its body, whose body is read only to
-            // keep the connection (`route_head`), and is longer than that is
-            // worth: its own answer, not a 413, and the connection closes.
             // Any fault in a body that is only discarded (its request was
-            // answered when its head came): no second answer, just close.
-            _ if matches!(
-                self.current,
-                Some(Current {
-                    plan: Plan::Discard,
-                    ..
-                })
-            ) =>
-            {
+            // answered when its head came; one running past 1 MiB among
+            // them): no second answer, just close.
+            _ if self.discarding() => {
                 self.current = None;
                 Step::Close(Closed::Answered)
             }
@@ -477,6 +461,18 @@ impl Connection {
             }
             _ => self.reject(err.status(), err.reason()),
         }
+    }
+
+    /// True while the body being read belongs to a request answered already
+    /// (`Plan::Discard`): it is dropped, and nothing more is sent for it.
+    fn discarding(&self) -> bool {
+        matches!(
+            self.current,
+            Some(Current {
+                plan: Plan::Discard,
+                ..
+            })
+        )
     }
 
     /// Counts and encodes `response`, decided for `head` before its body was
