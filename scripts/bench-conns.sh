@@ -7,13 +7,21 @@
 #   scripts/bench-conns.sh            # about 3 minutes
 #   PAIRS=3 SECS=2 IDLE_CONNS=2000 scripts/bench-conns.sh
 #
-# Layout as scripts/bench.sh: each server's request-handling process or I/O
-# core on CPU 0 (heavylift: --io-cores 0 --compute-cores 1), wrk and the
-# idle-connection client on CPU 1.
+# Two layouts (LAYOUT):
+#   pinned  (default) as scripts/bench.sh: each server's request-handling
+#           process or I/O core on CPU 0 (heavylift: --io-cores 0
+#           --compute-cores 1), wrk and the idle-connection client on CPU 1.
+#   shared  issue 16's own: every server and wrk under `taskset -c
+#           SHARED_CPUS` (0,1), so they compete for both CPUs and a server's
+#           CPU per request also decides how much CPU wrk gets; heavylift
+#           keeps its I/O core on SERVER_CPU and compute on COMPUTE_CPU (its
+#           defaults on 2 CPUs).
 #   cpu/req  `wrk -t1 -c32 -d SECS /fast?id=1`: the serving process's
 #            utime+stime over the run (from /proc, 100 Hz ticks) divided by
 #            its requests; PAIRS interleaved runs per server, medians;
-#            also wrk's p99 latency of those runs (median).
+#            also wrk's p99 latency of those runs (median), and the
+#            geometric mean of each run's ratio to nginx's run of the same
+#            round (issue 16's "paired geomean").
 #   churn    the same with `-H "Connection: close"` (one request per
 #            connection): req/s and server CPU per connection, medians.
 #   idle     scripts/bench/idle_conns.py: IDLE_CONNS (default 15000)
@@ -22,14 +30,23 @@
 #            Measured first, on fresh servers.
 #   RSS after  each serving process's RSS once all runs are done (a heap
 #            that grows with the connections served shows here).
-# Knobs: PAIRS (5), SECS (4), IDLE_CONNS (15000), ACTIX_BIN, OUT; on a box
+# Knobs: LAYOUT (pinned), PAIRS (5), SECS (4), IDLE_CONNS (15000),
+# SHARED_CPUS (0,1), ACTIX_BIN, OUT; on a box
 # with CPUs to spare, SERVER_CPU (0), COMPUTE_CPU (1, heavylift's compute
 # core), GEN_CPUS (1) and WRK_THREADS (1) give the generator CPUs of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PAIRS=${PAIRS:-5} SECS=${SECS:-4} IDLE_CONNS=${IDLE_CONNS:-15000}
-SERVER_CPU=${SERVER_CPU:-0} COMPUTE_CPU=${COMPUTE_CPU:-1} GEN_CPUS=${GEN_CPUS:-1} WRK_THREADS=${WRK_THREADS:-1}
+SERVER_CPU=${SERVER_CPU:-0} COMPUTE_CPU=${COMPUTE_CPU:-1} WRK_THREADS=${WRK_THREADS:-1}
+LAYOUT=${LAYOUT:-pinned}
+case $LAYOUT in
+  # Where each server process may run (heavylift's threads pin themselves
+  # within it), and where the generator runs.
+  pinned) SERVER_SET=$SERVER_CPU HL_SET=$SERVER_CPU,$COMPUTE_CPU GEN_CPUS=${GEN_CPUS:-1} ;;
+  shared) SERVER_SET=${SHARED_CPUS:-0,1} HL_SET=${SHARED_CPUS:-0,1} GEN_CPUS=${GEN_CPUS:-${SHARED_CPUS:-0,1}} ;;
+  *) echo "bench-conns.sh: LAYOUT must be pinned or shared, not '$LAYOUT'" >&2; exit 2 ;;
+esac
 OUT=${OUT:-$ROOT/bench-results/conns-$(date +%Y-%m-%d)-$(hostname)}
 mkdir -p "$OUT/raw"
 log() { printf '[bench-conns %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -47,7 +64,7 @@ bin=$(scripts/release-bin.sh)
 
 conns=$((IDLE_CONNS + 1000))
 # heavylift: the process (its I/O core's thread serves; compute idles).
-taskset -c "$SERVER_CPU,$COMPUTE_CPU" "$bin" serve --listen 127.0.0.1:18601 \
+taskset -c "$HL_SET" "$bin" serve --listen 127.0.0.1:18601 \
   --io-cores "$SERVER_CPU" --compute-cores "$COMPUTE_CPU" \
   --max-connections "$conns" --log-level warn 2>>"$OUT/raw/servers.log" &
 pids+=($!)
@@ -58,7 +75,7 @@ NGX_DIR=$(mktemp -d /tmp/bench-conns-nginx.XXXXXX)
 chmod 755 "$NGX_DIR"
 nginx_conf "$NGX_DIR" 18602 "$conns" $((conns + 100))
 cp "$NGX_DIR/nginx.conf" "$OUT/raw/nginx.conf"
-taskset -c "$SERVER_CPU" nginx -p "$NGX_DIR" -e "$NGX_DIR/error.log" -c "$NGX_DIR/nginx.conf" &
+taskset -c "$SERVER_SET" nginx -p "$NGX_DIR" -e "$NGX_DIR/error.log" -c "$NGX_DIR/nginx.conf" &
 pids+=($!)
 NGX_MASTER=$!
 wait_port 18602
@@ -72,7 +89,7 @@ done)
 
 servers="heavylift:18601:$HL_PID nginx:18602:$NGX_PID"
 if [ -n "${ACTIX_BIN:-}" ]; then
-  taskset -c "$SERVER_CPU" "$ACTIX_BIN" 18603 >>"$OUT/raw/servers.log" 2>&1 &
+  taskset -c "$SERVER_SET" "$ACTIX_BIN" 18603 >>"$OUT/raw/servers.log" 2>&1 &
   pids+=($!)
   wait_port 18603
   servers="$servers actix:18603:$!"
@@ -114,9 +131,9 @@ for spec in $servers; do
   echo "$who $(rss_kib "$pid")" >>"$OUT/rss.txt"
 done
 
-python3 - "$OUT" "$ROOT/scripts/bench" <<'EOF' | tee "$OUT/table.txt"
-import json, statistics, sys
-out = sys.argv[1]
+python3 - "$OUT" "$ROOT/scripts/bench" "$LAYOUT" <<'EOF' | tee "$OUT/table.txt"
+import json, math, statistics, sys
+out, layout = sys.argv[1], sys.argv[3]
 sys.path.insert(0, sys.argv[2])
 from wrk_parse import to_ms
 def ms(text):
@@ -124,10 +141,12 @@ def ms(text):
     v = to_ms(text)
     return float("nan") if v is None else v
 rows = {}
+by_run = {}
 p99s = {}
 for line in open(f"{out}/runs.txt"):
-    who, _i, rps, us, churn, churn_us, p99 = line.split()
+    who, i, rps, us, churn, churn_us, p99 = line.split()
     rows.setdefault(who, []).append((float(rps), float(us), float(churn), float(churn_us)))
+    by_run.setdefault(who, {})[i] = (float(rps), float(us), float(churn), float(churn_us))
     p99s.setdefault(who, []).append(ms(p99))
 idle = {}
 for line in open(f"{out}/idle.txt"):
@@ -147,6 +166,14 @@ if "nginx" in med:
         if w != "nginx":
             print(f"{w} / nginx: req/s {rps/n[0]:.3f}, p99 {p99[w]/p99['nginx']:.3f}, CPU per request {us/n[1]:.3f}, "
                   f"churn {churn/n[2]:.3f}, CPU per churned connection {churn_us/n[3]:.3f}")
-print(f"medians of {len(next(iter(rows.values())))} runs each, interleaved; idle: one run of {next(iter(idle.values()))['n']} connections")
+    # Issue 16's measure: each run against nginx's run of the same round.
+    for w in by_run:
+        if w == "nginx":
+            continue
+        runs = [i for i in by_run[w] if i in by_run["nginx"]]
+        g = [math.exp(statistics.fmean(math.log(by_run[w][i][k] / by_run["nginx"][i][k]) for i in runs)) for k in range(4)]
+        print(f"{w} / nginx, paired geometric mean of {len(runs)} rounds: req/s {g[0]:.3f}, CPU per request {g[1]:.3f}, "
+              f"churn {g[2]:.3f}, CPU per churned connection {g[3]:.3f}")
+print(f"layout {layout}; medians of {len(next(iter(rows.values())))} runs each, interleaved; idle: one run of {next(iter(idle.values()))['n']} connections")
 EOF
 log "results in $OUT"
