@@ -30,7 +30,7 @@
 
 use std::sync::Arc;
 
-use crate::http::query::percent_decode_path;
+use crate::http::query::{normalize_unreserved, percent_decode_path};
 use crate::http::target::TargetForm;
 use crate::http::{RequestHead, Response, MAX_BODY_BYTES};
 use crate::jobs::{Cancelled, JobContext, JobFn, JobInput};
@@ -423,7 +423,8 @@ impl Router {
             let response = Response::text(200, "").with_header("Allow", self.server_methods());
             return Resolved::Answer(None, response);
         }
-        let Ok(found) = self.matcher.at(head.path()) else {
+        let path = normalize_unreserved(head.path());
+        let Ok(found) = self.matcher.at(&path) else {
             return Resolved::Answer(None, Response::text(404, "not found"));
         };
         let on_path = &self.paths[*found.value].1;
@@ -594,6 +595,14 @@ mod tests {
             ("POST /healthz", "405 GET, HEAD"),
             ("GET /nowhere", "404"),
             ("OPTIONS *", "200 GET, HEAD, POST, PUT, DELETE, OPTIONS"),
+            // RFC 3986 6.2.2.2: an escaped unreserved character is that
+            // character; any other escape stays inside its segment.
+            ("GET /%68ealth%7A", "healthz"),
+            ("GET /users/4%32/report", "users/{id}/report id=42"),
+            ("GET /%66iles/static", "405 PUT"),
+            ("GET /users/a%2Fb/report", "users/{id}/report id=a/b"),
+            ("GET /users%2F1/report", "404"),
+            ("GET /users/%2/report", "400"),
         ] {
             assert_eq!(fate(&router, request), want, "{request}");
         }

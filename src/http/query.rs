@@ -51,6 +51,37 @@ pub fn percent_decode_path(raw: &str) -> Option<Cow<'_, str>> {
     decode(raw, false).ok()
 }
 
+/// `path` with each `%XX` escape of an unreserved character (ALPHA, DIGIT,
+/// `-`, `.`, `_`, `~`) replaced by that character, the normalization of RFC
+/// 3986 section 6.2.2.2: such URIs are equivalent, so `/%66ast` is `/fast`
+/// (nginx matches its locations the same way). Every other escape (`%2F`,
+/// `%20`, a bad one) is kept as sent, so it still reaches a path
+/// parameter's own decoding and cannot make a segment boundary. Borrows
+/// `path` when it has no `%` (or is not ASCII, which a parsed target never
+/// is: RFC 9112 section 3.2 and the 400 for raw bytes).
+pub fn normalize_unreserved(path: &str) -> Cow<'_, str> {
+    if !path.contains('%') || !path.is_ascii() {
+        return Cow::Borrowed(path);
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = |at: usize| bytes.get(at).and_then(|&d| char::from(d).to_digit(16));
+        if let (b'%', Some(hi), Some(lo)) = (b, hex(i + 1), hex(i + 2)) {
+            let c = char::from((hi * 16 + lo) as u8);
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~') {
+                out.push(c);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(char::from(b));
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
 /// Borrows `raw` when it has nothing to decode (the common case: no copy).
 fn decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, &'static str> {
     if !raw
@@ -138,6 +169,22 @@ pub fn decimal(digits: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_unreserved_escapes_are_normalized() {
+        for (path, want) in [
+            ("/fast", "/fast"),
+            ("/%66ast", "/fast"),
+            ("/%7e%2D%2e%5F%41%30", "/~-._A0"),
+            ("/a%2Fb%20c%25", "/a%2Fb%20c%25"),
+            ("/bad%2", "/bad%2"),
+            ("/bad%G1%", "/bad%G1%"),
+            ("/%%66", "/%f"),
+        ] {
+            assert_eq!(normalize_unreserved(path), want, "{path}");
+        }
+        assert!(matches!(normalize_unreserved("/fast"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn query_value_cases() {
