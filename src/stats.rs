@@ -161,6 +161,9 @@ pub struct ComputeCoreStats {
     /// queue depth plus one, at least 64), so hang-ups behind a long job
     /// cannot pile them up without bound.
     pub skipped_ahead: AtomicUsize,
+    /// Of `in_flight`, the places admission holds for requests whose body
+    /// is still arriving (`dispatch::Slot`): no job waits in them yet.
+    pub reserved: AtomicUsize,
     pub running: AtomicBool,
     pub completed: AtomicU64,
     pub failed: AtomicU64,
@@ -186,7 +189,11 @@ impl ComputeCoreStats {
     /// Jobs waiting in this core's queue (the running one not counted).
     pub fn queued(&self) -> usize {
         let running = usize::from(self.running.load(Relaxed));
-        self.in_flight.load(Relaxed).saturating_sub(running)
+        let reserved = self.reserved.load(Relaxed);
+        self.in_flight
+            .load(Relaxed)
+            .saturating_sub(reserved)
+            .saturating_sub(running)
     }
 
     /// Counts a worker death under `cause` (one of [`DEATH_CAUSES`]; anything

@@ -166,6 +166,71 @@ fn refusals_are_decided_before_the_body_is_sent() {
     assert!(identity_holds(&stats), "{stats}");
 }
 
+/// Admission at the head holds the job's queue place while the body
+/// arrives: a job that came later is refused, not the upload that was told
+/// to go on (an audit got `100 Continue`, sent the body, then 503), and an
+/// upload abandoned half-way gives its place back.
+#[test]
+fn an_admitted_upload_keeps_its_queue_place_until_its_body_is_here() {
+    let server = TestServer::start_with(|c| c.queue_depth = 1);
+    let busy = |id: &str| {
+        let mut s = connect(server.addr, SLOW);
+        write!(
+            s,
+            "GET /slow_threaded?id={id}&n=20000 HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        .unwrap();
+        s
+    };
+    let running = busy("running");
+    wait_for_stats(&server, 10, |s| s["compute_cores"][0]["running"] == true);
+    let mut upload = connect(server.addr, SLOW);
+    upload
+        .write_all(
+            b"POST /gzip HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        )
+        .unwrap();
+    let mut upload = BufReader::new(upload);
+    let go_on = read_reply(&mut upload, false).expect("100 Continue");
+    assert_eq!(go_on.status, 100);
+    // The place is held, but no job waits in it yet.
+    let stats = server.stats();
+    assert_eq!(stats["compute_cores"][0]["queued"], 0, "{stats}");
+    assert_eq!(stats["jobs"]["accepted"], 1, "{stats}");
+    let later = get(server.addr, "/slow_threaded?id=later&n=10", &[]);
+    assert_eq!(later.status, 503, "{}", later.text());
+    upload.get_mut().write_all(b"hello").unwrap();
+    drop(running);
+    let reply = read_reply(&mut upload, false).expect("the gzip answer");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(gunzip(&reply.body), b"hello");
+    drop(upload);
+
+    // Half a body, then gone: the place frees, and the next job gets it.
+    let running = busy("running2");
+    let stats = wait_for_stats(&server, 10, |s| s["jobs"]["accepted"] == 3);
+    assert_eq!(stats["jobs"]["accepted"], 3, "{stats}");
+    let mut half = connect(server.addr, SLOW);
+    half.write_all(b"POST /gzip HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nhalf")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        get(server.addr, "/slow_threaded?id=refused&n=10", &[]).status,
+        503
+    );
+    drop(half);
+    let stats = wait_for_stats(&server, 10, |s| s["io_cores"][0]["open_connections"] == 2);
+    assert_eq!(stats["jobs"]["rejected"], 2, "{stats}");
+    let next = busy("next");
+    let stats = wait_for_stats(&server, 10, |s| s["jobs"]["accepted"] == 4);
+    assert_eq!(stats["jobs"]["accepted"], 4, "{stats}");
+    drop((running, next));
+    let stats = wait_for_stats(&server, 10, |s| {
+        s["jobs"]["cancelled"] == 3 && s["compute_cores"][0]["running"] == false
+    });
+    assert!(identity_holds(&stats), "{stats}");
+}
+
 #[test]
 fn methods_and_a_half_sent_upload() {
     let server = TestServer::start();

@@ -7,6 +7,13 @@
 //! always fits, and a failed `try_send_to` hands the job back so the next core
 //! is tried. No core has room -> `None`, and the caller answers 503. Nothing
 //! here ever waits.
+//!
+//! Admission happens when a request's head arrives and takes a place in one
+//! core's queue at once (a [`Slot`]), held while the body is read: the
+//! contract decides the 503 at the head so that a refused body is never
+//! uploaded, and a body that was let in is then never refused for a queue
+//! that filled while it arrived (an audit found that: `100 Continue`, the
+//! upload, then 503). Dispatch sends the job into the place it holds.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -73,6 +80,37 @@ pub struct Ticket {
     input: InputSlot,
 }
 
+/// A place in one compute core's queue, taken at admission and held until
+/// the job is dispatched into it ([`Dispatcher::dispatch`]) or the request
+/// ends first (a 413, a timed-out or abandoned body, a hang-up): dropping
+/// it gives the place back. It counts in the core's `in_flight` (so the
+/// queue bound and the least-loaded choice see it), in its route's share,
+/// and in the expected wait that deadline admission reads; not in
+/// `/stats` `queued`, since no job waits there yet.
+pub struct Slot {
+    stats: Arc<Stats>,
+    core: usize,
+    route: usize,
+    expected: super::estimate::Expected,
+    /// False once dispatch has handed the place to its job.
+    held: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let core = &self.stats.compute[self.core];
+        core.reserved.fetch_sub(1, AcqRel);
+        core.route_in_flight[self.route].fetch_sub(1, AcqRel);
+        core.in_flight.fetch_sub(1, AcqRel);
+        self.stats
+            .estimates
+            .dequeued(self.core, self.expected, None);
+    }
+}
+
 /// One per I/O core.
 pub struct Dispatcher {
     /// Index of this I/O core in `Stats::io`.
@@ -108,21 +146,33 @@ impl Dispatcher {
     /// Admission when a head arrives, before its body is read: a job of
     /// `route` that must start within `deadline` (its job timeout) is
     /// admitted if some compute core has room and, by the measured run
-    /// times (`jobs::estimate`), could start it in time. Otherwise the 503
-    /// to send (counted as rejected), with `Retry-After` from the same
-    /// estimates; the job never runs.
-    pub fn admit(&self, route: RouteLimit, deadline: Duration) -> Result<(), Response> {
+    /// times (`jobs::estimate`), could start it in time; its place in that
+    /// core's queue is taken now and held by the returned [`Slot`].
+    /// Of the cores that qualify, the one with the shortest expected wait,
+    /// then the fewest jobs, ties rotating so idle cores share the work.
+    /// Otherwise the 503 to send (counted as rejected), with `Retry-After`
+    /// from the same estimates; the job never runs.
+    pub fn admit(&self, route: RouteLimit, deadline: Duration) -> Result<Slot, Response> {
         let estimates = &self.stats.estimates;
         let compute = &self.stats.compute;
-        let with_room = (0..compute.len()).filter(|&c| self.has_room(&compute[c]));
-        let mut full = true;
-        let with_share = with_room.filter(|&c| {
-            full = false;
-            route_has_room(&compute[c], route)
-        });
+        let n = compute.len();
+        let spin = self.next_id.get() as usize % n.max(1);
         let now = estimates.now();
-        let best = with_share.map(|c| estimates.waits(c, now)).min();
-        let Some((optimistic, expected)) = best else {
+        let mut full = true;
+        let mut candidates: Vec<(Duration, usize, usize, Duration)> = (0..n)
+            .filter(|&c| self.has_room(&compute[c]))
+            .filter(|&c| {
+                full = false;
+                route_has_room(&compute[c], route)
+            })
+            .map(|c| {
+                let (optimistic, expected) = estimates.waits(c, now);
+                let load = compute[c].in_flight.load(Relaxed);
+                (optimistic, load, (c + n - spin) % n, expected)
+            })
+            .collect();
+        candidates.sort_unstable();
+        let Some(&(optimistic, _, _, expected)) = candidates.first() else {
             return Err(self.refuse_now(if full {
                 Refusal::QueuesFull
             } else {
@@ -134,93 +184,121 @@ impl Dispatcher {
         if optimistic > deadline {
             return Err(self.refuse(Refusal::Deadline, expected.saturating_sub(deadline)));
         }
-        Ok(())
+        let mut why = Refusal::QueuesFull;
+        for &(optimistic, _, rotated, _) in &candidates {
+            if optimistic > deadline {
+                break;
+            }
+            // Another I/O core may have taken the place since it was read.
+            match self.reserve((rotated + spin) % n, route) {
+                Ok(slot) => return Ok(slot),
+                Err(refusal) => why = refusal,
+            }
+        }
+        Err(self.refuse_now(why))
     }
 
-    /// Queues route `route`'s job `run` with `input` on the compute core
-    /// with the fewest jobs that has room. Returns the job id (registered in
-    /// `pending`) and its token, or why it found no room: `RouteShare` when
-    /// some queue had room but not for this route's share, else
-    /// `QueuesFull` (the job never runs; answer it with
-    /// [`Dispatcher::refuse_now`], which counts it).
+    /// Takes a place for `route`'s job in compute core `c`'s queue, or
+    /// says why there is none (the queue, its husks or the route's share
+    /// are full).
+    fn reserve(&self, c: usize, route: RouteLimit) -> Result<Slot, Refusal> {
+        // The running job does not count against the depth.
+        let core = &self.stats.compute[c];
+        let in_flight = &core.in_flight;
+        if in_flight.fetch_add(1, AcqRel) > self.queue_depth
+            || core.skipped_ahead.load(Relaxed) > husk_room(self.queue_depth)
+        {
+            in_flight.fetch_sub(1, AcqRel);
+            return Err(Refusal::QueuesFull);
+        }
+        let of_route = &core.route_in_flight[route.route];
+        if of_route.fetch_add(1, AcqRel) > route.cap.unwrap_or(usize::MAX - 1) {
+            of_route.fetch_sub(1, AcqRel);
+            in_flight.fetch_sub(1, AcqRel);
+            return Err(Refusal::RouteShare);
+        }
+        core.reserved.fetch_add(1, AcqRel);
+        Ok(Slot {
+            stats: self.stats.clone(),
+            core: c,
+            route: route.route,
+            expected: self.stats.estimates.queued(c, route.route),
+            held: true,
+        })
+    }
+
+    /// Queues `slot`'s job, `run` with `input`, in the place the slot
+    /// holds. Returns the job id (registered in `pending`) and its token.
+    /// Should that core's channel be full after all (more cancelled jobs
+    /// on their way to it than `husk_room`), another core with room takes
+    /// it; with none, why (`QueuesFull` or `RouteShare`): the job never
+    /// runs; answer it with [`Dispatcher::refuse_now`], which counts it.
     pub fn dispatch(
         &self,
-        limit: RouteLimit,
+        slot: Slot,
+        route: RouteLimit,
         run: JobFn,
         input: JobInput,
     ) -> Result<Ticket, Refusal> {
-        let route = limit.route;
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1));
-        let n = self.stats.compute.len();
-        let spin = id as usize % n.max(1);
-        let mut order: Vec<(usize, usize, usize)> = (0..n)
-            .map(|c| {
-                let s = &self.stats.compute[c];
-                let load = s.in_flight.load(Relaxed);
-                // Rotate ties so equally loaded cores share the work.
-                (load, (c + n - spin) % n, c)
-            })
-            .collect();
-        order.sort_unstable();
         let cancel = CancelToken::new();
         let input = InputSlot::new(input);
-        let estimates = &self.stats.estimates;
         let mut job = Job {
             id,
             reply_to: self.reply_to,
             cancel: cancel.clone(),
-            route,
+            route: route.route,
             run,
             input: input.clone(),
             dispatched: std::time::Instant::now(),
-            expected: Default::default(),
+            expected: slot.expected,
         };
+        let n = self.stats.compute.len();
+        let mut slot = slot;
+        let mut tried = 0;
         let mut why = Refusal::QueuesFull;
-        for (_, _, c) in order {
-            // The running job does not count against the depth.
-            let core = &self.stats.compute[c];
-            let in_flight = &core.in_flight;
-            if in_flight.fetch_add(1, AcqRel) > self.queue_depth
-                || core.skipped_ahead.load(Relaxed) > husk_room(self.queue_depth)
-            {
-                in_flight.fetch_sub(1, AcqRel);
-                continue;
-            }
-            let of_route = &core.route_in_flight[route];
-            if of_route.fetch_add(1, AcqRel) > limit.cap.unwrap_or(usize::MAX - 1) {
-                of_route.fetch_sub(1, AcqRel);
-                in_flight.fetch_sub(1, AcqRel);
-                why = Refusal::RouteShare;
-                continue;
-            }
-            job.expected = estimates.queued(c, route);
-            let added = job.expected;
-            match self.senders.try_send_to(c, job) {
+        loop {
+            job.expected = slot.expected;
+            match self.senders.try_send_to(slot.core, job) {
                 Ok(()) => {
+                    // The place is the job's now: the compute core gives
+                    // it back when the job ends or is skipped.
+                    slot.held = false;
+                    self.stats.compute[slot.core].reserved.fetch_sub(1, AcqRel);
                     self.pending.register(id);
                     self.stats.io[self.io_index].accepted.fetch_add(1, Relaxed);
                     return Ok(Ticket {
                         id,
                         cancel,
-                        core: c,
-                        route,
-                        expected: added,
+                        core: slot.core,
+                        route: route.route,
+                        expected: slot.expected,
                         input,
                     });
                 }
-                Err(err) => {
-                    in_flight.fetch_sub(1, AcqRel);
-                    of_route.fetch_sub(1, AcqRel);
-                    estimates.dequeued(c, added, None);
-                    match take_back(err) {
-                        Some(back) => job = back,
-                        None => break,
+                Err(err) => match take_back(err) {
+                    Some(back) => job = back,
+                    None => return Err(why),
+                },
+            }
+            // That channel is full: the next core with room, in turn.
+            let full_core = slot.core;
+            drop(slot);
+            loop {
+                tried += 1;
+                if tried >= n {
+                    return Err(why);
+                }
+                match self.reserve((full_core + tried) % n, route) {
+                    Ok(next) => {
+                        slot = next;
+                        break;
                     }
+                    Err(refusal) => why = refusal,
                 }
             }
         }
-        Err(why)
     }
 
     /// Cancels a dispatched job (`why`: `Cancelled` or `TimedOut`); false

@@ -24,7 +24,7 @@ use super::timeouts::{Expired, Watch};
 use crate::http::{
     BodyKind, Next, ParseError, RequestHead, RequestReader, Response, Version, MAX_BODY_BYTES,
 };
-use crate::jobs::dispatch::{RouteLimit, Ticket};
+use crate::jobs::dispatch::{RouteLimit, Slot, Ticket};
 use crate::jobs::worker::run_caught;
 use crate::jobs::{
     outcome_response, CancelToken, JobContext, JobFn, JobInput, JobOutcome, JobState,
@@ -91,7 +91,14 @@ struct Offloaded {
     route: usize,
     job: JobFn,
     input: JobInput,
-    timeout: Option<Duration>,
+    admitted: Option<Admitted>,
+}
+
+/// An offloaded request let in when its head arrived: its job timeout and
+/// the queue place held for it while its body is read.
+struct Admitted {
+    timeout: Duration,
+    slot: Slot,
 }
 
 /// What a routed head will get once its body is here.
@@ -100,8 +107,8 @@ enum Plan {
     Route {
         index: usize,
         params: Vec<(String, String)>,
-        /// The caller's deadline (`x-envoy-expected-rq-timeout-ms`), if sent.
-        timeout: Option<Duration>,
+        /// For an offloaded route: its admission.
+        admitted: Option<Admitted>,
     },
     /// This answer, decided when the head arrived (404, 405, a check's 400,
     /// a 503); `route` is for metrics.
@@ -526,10 +533,10 @@ impl Connection {
                     stats: &core.stats,
                 };
                 let plan = match admit(&core, (index, route), &request) {
-                    Ok(timeout) => Plan::Route {
+                    Ok(admitted) => Plan::Route {
                         index,
                         params,
-                        timeout,
+                        admitted,
                     },
                     Err(response) => Plan::Answer {
                         route: Some(index),
@@ -603,7 +610,7 @@ impl Connection {
             Plan::Route {
                 index,
                 params,
-                timeout,
+                admitted,
             } => match &core.router.routes()[index].handler.work {
                 Work::Fast(handler) => (
                     Some(index),
@@ -626,7 +633,7 @@ impl Connection {
                         route: index,
                         job: job.clone(),
                         input,
-                        timeout,
+                        admitted,
                     });
                 }
             },
@@ -642,9 +649,9 @@ impl Connection {
             route,
             job,
             input,
-            timeout,
+            admitted,
         } = offloaded;
-        match self.offload(route, job, input, timeout).await {
+        match self.offload(route, job, input, admitted).await {
             Some(response) => self.encode_answer(&head, Some(route), response),
             None => Step::Gone(Closed::ClientGone),
         }
@@ -693,7 +700,7 @@ impl Connection {
         route: usize,
         job: JobFn,
         input: JobInput,
-        timeout: Option<Duration>,
+        admitted: Option<Admitted>,
     ) -> Option<Response> {
         // Answers already encoded should not wait behind the job.
         if self.flush().await.is_err() {
@@ -706,11 +713,23 @@ impl Connection {
                 .handler
                 .queue_cap(core.config.queue_depth),
         };
-        let ticket = match core.dispatcher.dispatch(limit, job, input) {
+        // Admitted when its head came (`route_head`), which every offloaded
+        // route's head is; a caller without that admission is admitted now.
+        let Admitted { timeout, slot } = match admitted {
+            Some(admitted) => admitted,
+            None => {
+                let timeout = core.config.job_timeout;
+                match core.dispatcher.admit(limit, timeout) {
+                    Ok(slot) => Admitted { timeout, slot },
+                    Err(refusal) => return Some(refusal),
+                }
+            }
+        };
+        let ticket = match core.dispatcher.dispatch(slot, limit, job, input) {
             Ok(dispatched) => dispatched,
             Err(why) => {
-                // Admission had room when the head came; the body took long
-                // enough for the queues (or the route's share) to fill.
+                // Its place was held, but that core's channel was full of
+                // cancelled jobs and no other core had room.
                 log::debug!(
                     "I/O core {}: job rejected at dispatch, {why:?} (503)",
                     core.cpu
@@ -725,8 +744,7 @@ impl Connection {
         };
         // Decided at admission: the route's job timeout (or the server's),
         // shortened by the caller's deadline.
-        let job_timeout = timeout.unwrap_or(core.config.job_timeout);
-        let deadline = Instant::now() + job_timeout;
+        let deadline = Instant::now() + timeout;
         let mut timer_armed = true;
         loop {
             let pending = &core.dispatcher.pending;
@@ -767,10 +785,10 @@ impl Connection {
                         pending.remove(id);
                         core.stats.io[core.index].timed_out.fetch_add(1, Relaxed);
                         log::warn!(
-                            "I/O core {}: job {id} ran past the job timeout of {job_timeout:?} (504)",
+                            "I/O core {}: job {id} ran past the job timeout of {timeout:?} (504)",
                             core.cpu
                         );
-                        return Some(outcome_response(JobOutcome::TimedOut(job_timeout)));
+                        return Some(outcome_response(JobOutcome::TimedOut(timeout)));
                     }
                     // The job finished at the same moment: its outcome is on the way.
                     timer_armed = false;
@@ -853,14 +871,15 @@ impl Connection {
 /// What a job route decides when the head arrives, in order: its check
 /// (400 and the like), the caller's deadline header (400 when bad), then
 /// admission (503: queues full, the route's share full, or the work ahead
-/// past the deadline). `Ok` carries an offloaded job's timeout: the route's
-/// own or `--job-timeout`, shortened by the caller's deadline; fast routes
+/// past the deadline). `Ok` carries an offloaded job's admission: its
+/// timeout (the route's own or `--job-timeout`, shortened by the caller's
+/// deadline) and its queue place, held while the body arrives; fast routes
 /// are always admitted.
 fn admit(
     core: &IoCore,
     (index, route): (usize, &Route),
     request: &Request<'_>,
-) -> Result<Option<Duration>, Response> {
+) -> Result<Option<Admitted>, Response> {
     if let (Some(check), Work::Offload(_) | Work::Inline(_)) =
         (&route.handler.check, &route.handler.work)
     {
@@ -876,8 +895,8 @@ fn admit(
         route: index,
         cap: route.handler.queue_cap(core.config.queue_depth),
     };
-    core.dispatcher.admit(limit, timeout)?;
-    Ok(Some(timeout))
+    let slot = core.dispatcher.admit(limit, timeout)?;
+    Ok(Some(Admitted { timeout, slot }))
 }
 
 /// The header Envoy sends upstream with the time the caller will wait.
