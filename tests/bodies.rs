@@ -126,6 +126,12 @@ fn refusals_are_decided_before_the_body_is_sent() {
         expect_continue(server.addr, "POST /gzip", 4097),
         (413, true)
     );
+    // Counted under its route, not "other".
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains("route=\"gzip POST\",status=\"413\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(
         expect_continue(server.addr, "POST /gzip?level=0", 10),
         (400, true)

@@ -296,13 +296,22 @@ fn protocol_errors_get_their_status_and_close() {
     ];
     for (request, status) in cases {
         let out = raw(server.addr, &request, QUICK);
-        assert_eq!(
-            status_of(&out),
-            status,
-            "{:?}",
-            String::from_utf8_lossy(&request[..40.min(request.len())])
-        );
+        let shown = String::from_utf8_lossy(&request[..40.min(request.len())]).into_owned();
+        assert_eq!(status_of(&out), status, "{shown:?}");
+        // The same as HEAD: the same status, and no content after the head
+        // (RFC 9112 section 6.3), though the head says how long it is.
+        if let Some(rest) = request.strip_prefix(b"GET ") {
+            let out = raw(server.addr, &[b"HEAD ", rest].concat(), QUICK);
+            assert_eq!(status_of(&out), status, "HEAD {shown:?}");
+            assert!(out.ends_with(b"\r\n\r\n"), "HEAD {shown:?}: {out:?}");
+            let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+            assert!(!text.contains("content-length: 0\r\n"), "{text}");
+        }
     }
+    // A HEAD without the Host HTTP/1.1 requires: 400, head only.
+    let out = raw(server.addr, b"HEAD /fast?id=1 HTTP/1.1\r\n\r\n", QUICK);
+    assert_eq!(status_of(&out), 400);
+    assert!(out.ends_with(b"\r\n\r\n"), "{out:?}");
     let out = raw(
         server.addr,
         headers(99)

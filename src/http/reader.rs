@@ -116,6 +116,21 @@ impl RequestReader {
         self.start == self.end && self.body.is_none() && self.awaiting.is_none()
     }
 
+    /// Whether the bytes not yet consumed begin, after any blank lines, with
+    /// `method` and a space: the method of a head that could not be parsed
+    /// (an answer to HEAD never carries content, RFC 9112 section 6.3).
+    pub fn unparsed_method_is(&self, method: &[u8]) -> bool {
+        let mut rest = self.buf.get(self.start..self.end).unwrap_or_default();
+        while let Some(after) = rest
+            .strip_prefix(b"\r\n")
+            .or_else(|| rest.strip_prefix(b"\n"))
+        {
+            rest = after;
+        }
+        rest.strip_prefix(method)
+            .is_some_and(|after| after.first() == Some(&b' '))
+    }
+
     /// When the first byte of the current incomplete head arrived, if any.
     pub fn head_since(&self) -> Option<Instant> {
         self.head_since
@@ -275,6 +290,22 @@ mod tests {
             }
         }
         seen
+    }
+
+    #[test]
+    fn the_method_of_an_unparsed_head() {
+        let fed = |bytes: &[u8]| {
+            let mut r = RequestReader::new();
+            r.spare()[..bytes.len()].copy_from_slice(bytes);
+            r.filled(bytes.len());
+            r
+        };
+        assert!(fed(b"HEAD /fast HTTP/1.1\r\n\r\n").unparsed_method_is(b"HEAD"));
+        assert!(fed(b"\r\n\nHEAD / HTTP/2.0\r\n").unparsed_method_is(b"HEAD"));
+        assert!(!fed(b"HEADER / HTTP/1.1\r\n").unparsed_method_is(b"HEAD"));
+        assert!(!fed(b"GET / HTTP/1.1\r\n").unparsed_method_is(b"HEAD"));
+        assert!(!fed(b"HEAD").unparsed_method_is(b"HEAD"));
+        assert!(!fed(b"").unparsed_method_is(b"HEAD"));
     }
 
     #[test]

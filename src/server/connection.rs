@@ -122,6 +122,15 @@ enum Plan {
     Discard,
 }
 
+/// What an error answer ([`Connection::reject`]) knows of its request.
+#[derive(Debug, Clone, Copy)]
+struct Answering {
+    /// A HEAD: the answer carries no content (RFC 9112 section 6.3).
+    head_only: bool,
+    /// Its route, for `/metrics` (`None`: "other").
+    route: Option<usize>,
+}
+
 /// How [`Connection::run`] returned.
 enum Ended {
     Closed(Closed),
@@ -396,7 +405,8 @@ impl Connection {
                     // A 408 unless its request was answered already (a
                     // refusal whose body is only discarded).
                     if !self.discarding() {
-                        let _ = self.reject(408, "request body arrived too slowly");
+                        let to = self.answering();
+                        let _ = self.reject(408, "request body arrived too slowly", to);
                     }
                     // A trickling client gets no long linger on top.
                     self.close_gracefully(LINGER_TIMEOUT).await;
@@ -417,7 +427,8 @@ impl Connection {
                 Next::Continue => self.out.extend_from_slice(crate::http::response::CONTINUE),
                 Next::Error(err) => {
                     log::debug!("bad request: {err}");
-                    return self.reject_parse(&err);
+                    let to = self.answering();
+                    return self.reject_parse(&err, to);
                 }
                 Next::Head(head) => {
                     if let Err(step) = self.route_head(head) {
@@ -453,7 +464,8 @@ impl Connection {
     /// Encodes the automatic answer to a request that cannot be read (see
     /// [`crate::http::ParseError::status`]); the connection then closes.
     /// `reject` for a framing error; a 413 names the route's own limit.
-    fn reject_parse(&mut self, err: &ParseError) -> Step {
+    /// `to`: the request it answers, as far as it is known.
+    fn reject_parse(&mut self, err: &ParseError, to: Answering) -> Step {
         match err {
             // Any fault in a body that is only discarded (its request was
             // answered when its head came; one running past 1 MiB among
@@ -464,9 +476,28 @@ impl Connection {
             }
             ParseError::BodyTooLarge => {
                 let why = format!("request body larger than {} bytes", self.body_limit);
-                self.reject(err.status(), &why)
+                self.reject(err.status(), &why, to)
             }
-            _ => self.reject(err.status(), err.reason()),
+            _ => self.reject(err.status(), err.reason(), to),
+        }
+    }
+
+    /// The request an error answers: the one whose body is being read, or
+    /// the head that failed to parse, as far as its method got.
+    fn answering(&self) -> Answering {
+        match &self.current {
+            Some(Current { head, plan }) => Answering {
+                head_only: head.method == "HEAD",
+                route: match plan {
+                    Plan::Route { index, .. } => Some(*index),
+                    Plan::Answer { route, .. } => *route,
+                    Plan::Discard => None,
+                },
+            },
+            None => Answering {
+                head_only: self.reader.unparsed_method_is(b"HEAD"),
+                route: None,
+            },
         }
     }
 
@@ -497,12 +528,14 @@ impl Connection {
         Step::Close(Closed::Answered)
     }
 
-    fn reject(&mut self, status: u16, reason: &str) -> Step {
+    /// Counts and encodes the answer to a request that cannot be read or
+    /// finished (`status`, `reason` as its body), then closes.
+    fn reject(&mut self, status: u16, reason: &str, to: Answering) -> Step {
         let response = Response::text(status, reason);
         self.core
             .stats
-            .count_request(self.core.index, None, response.status);
-        response.encode_into(&mut self.out, Version::Http11, false, false);
+            .count_request(self.core.index, to.route, response.status);
+        response.encode_into(&mut self.out, Version::Http11, false, to.head_only);
         Step::Close(Closed::Answered)
     }
 
@@ -570,7 +603,15 @@ impl Connection {
             if let Plan::Answer { route, response } = &plan {
                 return Err(self.answer_and_close(&head, *route, response));
             }
-            return Err(self.reject_parse(&err));
+            let index = match &plan {
+                Plan::Route { index, .. } => Some(*index),
+                _ => None,
+            };
+            let to = Answering {
+                head_only: head.method == "HEAD",
+                route: index,
+            };
+            return Err(self.reject_parse(&err, to));
         }
         if head.body != BodyKind::Empty {
             // The answer goes now, before the body is read (the contract's
