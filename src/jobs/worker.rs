@@ -24,15 +24,17 @@ use super::process::ProcessSettings;
 use super::{panic_message, thread_cpu_time, Done, Job, JobContext, JobOutcome, JobState};
 use crate::stats::Stats;
 
-/// How often an idle compute executor wakes up on its own. Added when, under
-/// CPU contention, a job pushed to a sleeping compute executor sometimes sat
-/// in the channel until the next push (~1 job in 1000-4000); the cause was
-/// glommio parking with a runnable task (patch 13 in
+/// How often an idle compute executor wakes up on its own. Added (at 10 ms)
+/// when, under CPU contention, a job pushed to a sleeping compute executor
+/// sometimes sat in the channel until the next push (~1 job in 1000-4000);
+/// the cause was glommio parking with a runnable task (patch 13 in
 /// `vendor/glommio/HEAVYLIFT.md`), which no timer could bound. Kept as a
-/// safety net: every reactor turn polls the channels. Costs 100 wake-ups/s
-/// while idle (about 2% of a CPU with the 200 us spin before parking, see
-/// `server::COMPUTE_SPIN_BEFORE_PARK`; the spin yields to any other thread).
-pub const WAKE_TICK: Duration = Duration::from_millis(10);
+/// safety net: every reactor turn polls the channels. Each wake-up costs
+/// the 200 us spin before parking (`server::COMPUTE_SPIN_BEFORE_PARK`), so
+/// at 10 ms an idle server's compute core alone used 3.5% of a CPU (42
+/// ticks in 12 s, with the I/O core's stop poll 5.5% in all); at 100 ms it
+/// is a tenth of that.
+pub const WAKE_TICK: Duration = Duration::from_millis(100);
 
 thread_local! {
     /// True while this thread runs a job, so the panic hook stays quiet for it.

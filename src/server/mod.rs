@@ -61,10 +61,11 @@ const IO_PREEMPT_TIMER: Duration = Duration::from_millis(5);
 /// ~25 us at p50). While it polls, an executor yields its CPU to any thread
 /// that wants it, and parks once another thread keeps it (glommio patch
 /// 18), so a spin does not hold off a thread sharing the CPU. Idle cost:
-/// every executor wakes each `WAKE_TICK` (10 ms) and then polls this long
-/// (~1% of a CPU each; 2% for a compute core's longer spin, which also
-/// follows each job). Never on a shared core, where polling would take the
-/// CPU from the other role.
+/// an I/O core wakes each `shutdown::STOP_POLL` (50 ms) and each timeout
+/// sweep (at most 100 ms), a compute core each `WAKE_TICK` (100 ms), and
+/// each then polls this long (a compute core's longer spin also follows
+/// each job). Never on a shared core, where polling would take the CPU
+/// from the other role.
 pub(crate) const SPIN_BEFORE_PARK: Duration = Duration::from_micros(100);
 /// A compute executor's spin before parking: longer than an I/O core's, so
 /// that at one connection it is still awake when the next job comes (one
