@@ -335,6 +335,31 @@ fn a_trickled_body_gets_408_and_a_steady_one_is_served() {
     );
 }
 
+/// Bytes earn time in proportion, as mod_reqtimeout's rate factor does:
+/// 0.86 of `--body-min-rate` earns 0.86 s, not nothing (an audit found the
+/// credit rounded down to whole seconds).
+#[test]
+fn a_body_earns_time_in_proportion_to_its_bytes() {
+    let server = TestServer::start_with(|c| {
+        c.header_timeout = Duration::from_secs(1);
+        c.body_min_rate = 1 << 20;
+    });
+    let mut s = connect(server.addr, Duration::from_secs(10));
+    s.write_all(
+        b"GET /fast?id=part HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    // Deadline: 1 s + 900,000 / 1,048,576 s = 1.86 s from the body's start.
+    s.write_all(&[b'z'; 900_000]).unwrap();
+    std::thread::sleep(Duration::from_millis(1450));
+    s.write_all(&[b'z'; 100_000]).unwrap();
+    let reply = read_reply(&mut BufReader::new(s), false).expect("answered");
+    assert_eq!(
+        (reply.status, reply.text()),
+        (200, "fast result part".into())
+    );
+}
+
 #[test]
 fn head_is_get_without_the_body() {
     let server = TestServer::start();

@@ -359,7 +359,11 @@ impl Connection {
             let (deadline, on_timeout) = if let Some((since, taken)) = self.reader.body_progress() {
                 // mod_reqtimeout's rule: --header-timeout from the body's
                 // start, one more second per --body-min-rate bytes received.
-                let earned = Duration::from_secs(taken / cfg.body_min_rate.max(1));
+                // In proportion, as mod_reqtimeout's rate factor does, not
+                // in whole seconds: half the rate's bytes earn half a second.
+                let rate = u128::from(cfg.body_min_rate.max(1));
+                let earned_us = u128::from(taken) * 1_000_000 / rate;
+                let earned = Duration::from_micros(u64::try_from(earned_us).unwrap_or(u64::MAX));
                 (since + cfg.header_timeout + earned, Closed::BodyTimeout)
             } else if !idle {
                 (
