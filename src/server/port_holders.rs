@@ -194,6 +194,10 @@ mod tests {
         assert_eq!(port_use(held.local_addr().unwrap()), PortUse::Live);
         let addr = held.local_addr().unwrap();
         drop(held);
-        assert_eq!(port_use(addr), PortUse::NoListener);
+        // Not `NoListener` exactly: a server another test of this process
+        // is stopping may have been given the freed port a moment later,
+        // and its listener is `Dying` while its ring is torn down (seen
+        // once in a full run).
+        assert_ne!(port_use(addr), PortUse::Live);
     }
 }
