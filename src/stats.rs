@@ -153,7 +153,8 @@ pub struct ComputeCoreStats {
     /// CPU number, set by the compute executor once it has joined the meshes.
     pub cpu: AtomicUsize,
     /// Jobs admitted to this core and not finished: the waiting ones plus the
-    /// running one. Admission keeps it at most `--queue-depth` + 1.
+    /// running one, and the places held for bodies still arriving
+    /// (`reserved`). Admission keeps it at most `--queue-depth` + 1.
     pub in_flight: AtomicUsize,
     /// Jobs cancelled while they waited, out of `in_flight` but still on
     /// their way to this core, which skips them (`Dispatcher::cancel`).
@@ -368,6 +369,8 @@ impl Stats {
                 serde_json::json!({
                     "core": s.cpu.load(Relaxed),
                     "queued": s.queued(),
+                    // Places held for uploads still arriving (not in `queued`).
+                    "reserved": s.reserved.load(Relaxed),
                     "running": s.running.load(Relaxed),
                     "completed": s.completed.load(Relaxed),
                     "failed": s.failed.load(Relaxed),

@@ -202,6 +202,7 @@ fn an_admitted_upload_keeps_its_queue_place_until_its_body_is_here() {
     // The place is held, but no job waits in it yet.
     let stats = server.stats();
     assert_eq!(stats["compute_cores"][0]["queued"], 0, "{stats}");
+    assert_eq!(stats["compute_cores"][0]["reserved"], 1, "{stats}");
     assert_eq!(stats["jobs"]["accepted"], 1, "{stats}");
     let later = get(server.addr, "/slow_threaded?id=later&n=10", &[]);
     assert_eq!(later.status, 503, "{}", later.text());
@@ -233,6 +234,73 @@ fn an_admitted_upload_keeps_its_queue_place_until_its_body_is_here() {
     drop((running, next));
     let stats = wait_for_stats(&server, 10, |s| {
         s["jobs"]["cancelled"] == 3 && s["compute_cores"][0]["running"] == false
+    });
+    assert!(identity_holds(&stats), "{stats}");
+}
+
+/// Held places are bounded (half the queue, at least one) so slow uploads
+/// cannot lock it, and an upload refused part-way (413) gives its place
+/// back at once, not after the linger that follows its answer.
+#[test]
+fn held_places_are_bounded_and_freed_by_a_413() {
+    let server = TestServer::start_with(|c| {
+        c.queue_depth = 2;
+        c.max_job_body = 4096;
+    });
+    let running = {
+        let mut s = connect(server.addr, SLOW);
+        s.write_all(b"GET /slow_threaded?id=running&n=20000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        s
+    };
+    wait_for_stats(&server, 10, |s| s["compute_cores"][0]["running"] == true);
+    let upload = |len: usize| {
+        let mut s = connect(server.addr, SLOW);
+        write!(
+            s,
+            "POST /gzip HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\nab"
+        )
+        .unwrap();
+        s
+    };
+    let first = upload(100);
+    let second = upload(100);
+    let stats = wait_for_stats(&server, 10, |s| s["compute_cores"][0]["reserved"] == 1);
+    assert_eq!(
+        stats["compute_cores"][0]["reserved"], 1,
+        "budget of 1: {stats}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let stats = server.stats();
+    assert_eq!(stats["compute_cores"][0]["reserved"], 1, "{stats}");
+    // One place of the two is still free for a request that is ready.
+    let mut ready = connect(server.addr, SLOW);
+    ready
+        .write_all(b"GET /slow_threaded?id=ready&n=10 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let stats = wait_for_stats(&server, 10, |s| s["jobs"]["accepted"] == 2);
+    assert_eq!(stats["jobs"]["accepted"], 2, "{stats}");
+    drop((first, second, ready));
+    let stats = wait_for_stats(&server, 10, |s| {
+        s["compute_cores"][0]["reserved"] == 0 && s["compute_cores"][0]["queued"] == 0
+    });
+    assert_eq!(stats["compute_cores"][0]["reserved"], 0, "{stats}");
+
+    // A chunked upload past the 4 KiB limit: 413, and its place is free
+    // while its connection still lingers open.
+    let mut over = connect(server.addr, SLOW);
+    over.write_all(b"POST /gzip HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    wait_for_stats(&server, 10, |s| s["compute_cores"][0]["reserved"] == 1);
+    over.write_all(b"2000\r\n").unwrap();
+    over.write_all(&[b'x'; 0x2000]).unwrap();
+    let mut reader = BufReader::new(over.try_clone().unwrap());
+    assert_eq!(read_reply(&mut reader, false).expect("a 413").status, 413);
+    let stats = server.stats();
+    assert_eq!(stats["compute_cores"][0]["reserved"], 0, "{stats}");
+    drop((over, running));
+    let stats = wait_for_stats(&server, 10, |s| {
+        identity_holds(s) && s["compute_cores"][0]["running"] == false
     });
     assert!(identity_holds(&stats), "{stats}");
 }

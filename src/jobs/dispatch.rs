@@ -5,15 +5,18 @@
 //! waiting jobs plus the running one, a cancelled job no longer counted)
 //! checked against `--queue-depth` + 1; the mesh channels are sized so an admitted job
 //! always fits, and a failed `try_send_to` hands the job back so the next core
-//! is tried. No core has room -> `None`, and the caller answers 503. Nothing
-//! here ever waits.
+//! is tried. No core has room -> a `Refusal`, and the caller answers 503.
+//! Nothing here ever waits.
 //!
-//! Admission happens when a request's head arrives and takes a place in one
-//! core's queue at once (a [`Slot`]), held while the body is read: the
-//! contract decides the 503 at the head so that a refused body is never
-//! uploaded, and a body that was let in is then never refused for a queue
-//! that filled while it arrived (an audit found that: `100 Continue`, the
-//! upload, then 503). Dispatch sends the job into the place it holds.
+//! Admission happens when a request's head arrives. For a request whose
+//! body is still to come it also takes a place in one core's queue (a
+//! [`Slot`]), held while the body is read: the contract decides the 503 at
+//! the head so that a refused body is never uploaded, and a body that was
+//! let in is then not refused for a queue that filled while it arrived (an
+//! audit found that: `100 Continue`, the upload, then 503). At most
+//! [`hold_budget`] places per core are held that way, so slow uploads
+//! cannot lock a queue. Dispatch sends the job into the place it holds, or
+//! takes one then.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -40,6 +43,17 @@ use crate::stats::Stats;
 /// (`Server::start`); each such husk holds no input, about 100 bytes.
 pub fn husk_room(queue_depth: usize) -> usize {
     (4 * (queue_depth + 1)).max(64)
+}
+
+/// How many places of one compute core's queue admission may hold for
+/// bodies still arriving ([`Slot`]): half the queue, at least one. A body's
+/// deadline grows by a second per `--body-min-rate` bytes (hours for a
+/// 16 MiB body trickled at the default 1 KiB/s), so without a bound a few
+/// slow uploads could hold every place while no job waits (a review found
+/// that); past it an upload is admitted without a held place, as before
+/// places were held.
+pub fn hold_budget(queue_depth: usize) -> usize {
+    (queue_depth / 2).max(1)
 }
 
 /// Why admission refused a job (503); indexes `IoCoreStats::refused`.
@@ -102,9 +116,9 @@ impl Drop for Slot {
             return;
         }
         let core = &self.stats.compute[self.core];
-        core.reserved.fetch_sub(1, AcqRel);
         core.route_in_flight[self.route].fetch_sub(1, AcqRel);
         core.in_flight.fetch_sub(1, AcqRel);
+        core.reserved.fetch_sub(1, AcqRel);
         self.stats
             .estimates
             .dequeued(self.core, self.expected, None);
@@ -146,19 +160,32 @@ impl Dispatcher {
     /// Admission when a head arrives, before its body is read: a job of
     /// `route` that must start within `deadline` (its job timeout) is
     /// admitted if some compute core has room and, by the measured run
-    /// times (`jobs::estimate`), could start it in time; its place in that
-    /// core's queue is taken now and held by the returned [`Slot`].
-    /// Of the cores that qualify, the one with the shortest expected wait,
-    /// then the fewest jobs, ties rotating so idle cores share the work.
-    /// Otherwise the 503 to send (counted as rejected), with `Retry-After`
-    /// from the same estimates; the job never runs.
-    pub fn admit(&self, route: RouteLimit, deadline: Duration) -> Result<Slot, Response> {
+    /// times (`jobs::estimate`), could start it in time (its optimistic
+    /// wait, see the module docs of `estimate`). Otherwise the 503 to send
+    /// (counted as rejected), with `Retry-After` from the same estimates;
+    /// the job never runs.
+    ///
+    /// With `body` (a body is still to arrive), the place is taken now, on
+    /// the qualifying core with the shortest expected wait (then the fewest
+    /// jobs, ties rotating), and held by the returned [`Slot`] until
+    /// dispatch, so the upload is not refused once it is in. A core holds
+    /// at most [`hold_budget`] such places: past it, and for a request
+    /// with no body (dispatched at once), `Ok(None)`, and dispatch takes a
+    /// place then, as it did before places were held.
+    pub fn admit(
+        &self,
+        route: RouteLimit,
+        deadline: Duration,
+        body: bool,
+    ) -> Result<Option<Slot>, Response> {
         let estimates = &self.stats.estimates;
         let compute = &self.stats.compute;
         let n = compute.len();
         let spin = self.next_id.get() as usize % n.max(1);
         let now = estimates.now();
         let mut full = true;
+        // (expected wait, jobs, rotated index, optimistic wait) per core with
+        // room for this route.
         let mut candidates: Vec<(Duration, usize, usize, Duration)> = (0..n)
             .filter(|&c| self.has_room(&compute[c]))
             .filter(|&c| {
@@ -168,56 +195,67 @@ impl Dispatcher {
             .map(|c| {
                 let (optimistic, expected) = estimates.waits(c, now);
                 let load = compute[c].in_flight.load(Relaxed);
-                (optimistic, load, (c + n - spin) % n, expected)
+                (expected, load, (c + n - spin) % n, optimistic)
             })
             .collect();
-        candidates.sort_unstable();
-        let Some(&(optimistic, _, _, expected)) = candidates.first() else {
+        if candidates.is_empty() {
             return Err(self.refuse_now(if full {
                 Refusal::QueuesFull
             } else {
                 Refusal::RouteShare
             }));
-        };
+        }
+        let shortest = candidates.iter().map(|c| c.0).min().unwrap_or_default();
         // Refused only when even the optimistic wait misses the deadline
         // (`jobs::estimate`); Retry-After is from the expected wait.
-        if optimistic > deadline {
-            return Err(self.refuse(Refusal::Deadline, expected.saturating_sub(deadline)));
+        candidates.retain(|&(_, _, _, optimistic)| optimistic <= deadline);
+        if candidates.is_empty() {
+            return Err(self.refuse(Refusal::Deadline, shortest.saturating_sub(deadline)));
         }
-        let mut why = Refusal::QueuesFull;
-        for &(optimistic, _, rotated, _) in &candidates {
-            if optimistic > deadline {
-                break;
+        if !body {
+            return Ok(None);
+        }
+        candidates.sort_unstable();
+        let budget = hold_budget(self.queue_depth);
+        for &(_, _, rotated, _) in &candidates {
+            let c = (rotated + spin) % n;
+            if compute[c].reserved.load(Relaxed) >= budget {
+                continue;
             }
             // Another I/O core may have taken the place since it was read.
-            match self.reserve((rotated + spin) % n, route) {
-                Ok(slot) => return Ok(slot),
-                Err(refusal) => why = refusal,
+            if let Ok(slot) = self.reserve(c, route) {
+                return Ok(Some(slot));
             }
         }
-        Err(self.refuse_now(why))
+        // Every qualifying core holds its budget of places (or lost its last
+        // place to another I/O core just now): admitted without one.
+        Ok(None)
     }
 
     /// Takes a place for `route`'s job in compute core `c`'s queue, or
     /// says why there is none (the queue, its husks or the route's share
     /// are full).
     fn reserve(&self, c: usize, route: RouteLimit) -> Result<Slot, Refusal> {
-        // The running job does not count against the depth.
         let core = &self.stats.compute[c];
+        // Counted as held first, so that `/stats` never shows the place as a
+        // waiting job (`ComputeCoreStats::queued`).
+        core.reserved.fetch_add(1, AcqRel);
         let in_flight = &core.in_flight;
+        // The running job does not count against the depth.
         if in_flight.fetch_add(1, AcqRel) > self.queue_depth
             || core.skipped_ahead.load(Relaxed) > husk_room(self.queue_depth)
         {
             in_flight.fetch_sub(1, AcqRel);
+            core.reserved.fetch_sub(1, AcqRel);
             return Err(Refusal::QueuesFull);
         }
         let of_route = &core.route_in_flight[route.route];
         if of_route.fetch_add(1, AcqRel) > route.cap.unwrap_or(usize::MAX - 1) {
             of_route.fetch_sub(1, AcqRel);
             in_flight.fetch_sub(1, AcqRel);
+            core.reserved.fetch_sub(1, AcqRel);
             return Err(Refusal::RouteShare);
         }
-        core.reserved.fetch_add(1, AcqRel);
         Ok(Slot {
             stats: self.stats.clone(),
             core: c,
@@ -227,19 +265,48 @@ impl Dispatcher {
         })
     }
 
-    /// Queues `slot`'s job, `run` with `input`, in the place the slot
-    /// holds. Returns the job id (registered in `pending`) and its token.
-    /// Should that core's channel be full after all (more cancelled jobs
-    /// on their way to it than `husk_room`), another core with room takes
-    /// it; with none, why (`QueuesFull` or `RouteShare`): the job never
-    /// runs; answer it with [`Dispatcher::refuse_now`], which counts it.
+    /// A place for `route`'s job on the compute core with the fewest jobs
+    /// that has room (ties rotating), from `first` on; why none has one
+    /// otherwise.
+    fn place(&self, route: RouteLimit, skip: Option<usize>) -> Result<Slot, Refusal> {
+        let compute = &self.stats.compute;
+        let n = compute.len();
+        let spin = self.next_id.get() as usize % n.max(1);
+        let mut order: Vec<(usize, usize, usize)> = (0..n)
+            .filter(|&c| Some(c) != skip)
+            .map(|c| (compute[c].in_flight.load(Relaxed), (c + n - spin) % n, c))
+            .collect();
+        order.sort_unstable();
+        let mut why = Refusal::QueuesFull;
+        for (_, _, c) in order {
+            match self.reserve(c, route) {
+                Ok(slot) => return Ok(slot),
+                Err(refusal) => why = refusal,
+            }
+        }
+        Err(why)
+    }
+
+    /// Queues `route`'s job, `run` with `input`: in the place `slot` holds
+    /// (from [`Dispatcher::admit`]), or, without one, on the compute core
+    /// with the fewest jobs that has room. Returns the job id (registered
+    /// in `pending`) and its token. Should the held core's channel be full
+    /// after all (more cancelled jobs on their way to it than
+    /// [`husk_room`]), another core with room takes the job. With none,
+    /// why (`QueuesFull` or `RouteShare`): the job never runs; answer it
+    /// with [`Dispatcher::refuse_now`], which counts it.
     pub fn dispatch(
         &self,
-        slot: Slot,
+        slot: Option<Slot>,
         route: RouteLimit,
         run: JobFn,
         input: JobInput,
     ) -> Result<Ticket, Refusal> {
+        debug_assert!(slot.as_ref().is_none_or(|s| s.route == route.route));
+        let mut slot = match slot {
+            Some(slot) => slot,
+            None => self.place(route, None)?,
+        };
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1));
         let cancel = CancelToken::new();
@@ -254,10 +321,7 @@ impl Dispatcher {
             dispatched: std::time::Instant::now(),
             expected: slot.expected,
         };
-        let n = self.stats.compute.len();
-        let mut slot = slot;
-        let mut tried = 0;
-        let mut why = Refusal::QueuesFull;
+        let mut tried_after = None;
         loop {
             job.expected = slot.expected;
             match self.senders.try_send_to(slot.core, job) {
@@ -279,25 +343,16 @@ impl Dispatcher {
                 }
                 Err(err) => match take_back(err) {
                     Some(back) => job = back,
-                    None => return Err(why),
+                    None => return Err(Refusal::QueuesFull),
                 },
             }
-            // That channel is full: the next core with room, in turn.
-            let full_core = slot.core;
-            drop(slot);
-            loop {
-                tried += 1;
-                if tried >= n {
-                    return Err(why);
-                }
-                match self.reserve((full_core + tried) % n, route) {
-                    Ok(next) => {
-                        slot = next;
-                        break;
-                    }
-                    Err(refusal) => why = refusal,
-                }
+            // That core's channel is full: once, any other core with room.
+            if tried_after.is_some() {
+                return Err(Refusal::QueuesFull);
             }
+            tried_after = Some(slot.core);
+            drop(slot);
+            slot = self.place(route, tried_after)?;
         }
     }
 

@@ -94,11 +94,12 @@ struct Offloaded {
     admitted: Option<Admitted>,
 }
 
-/// An offloaded request let in when its head arrived: its job timeout and
-/// the queue place held for it while its body is read.
+/// An offloaded request let in when its head arrived: its job timeout and,
+/// when its body was still to come, the queue place held for it meanwhile
+/// (`None`: dispatch takes one; see `Dispatcher::admit`).
 struct Admitted {
     timeout: Duration,
-    slot: Slot,
+    slot: Option<Slot>,
 }
 
 /// What a routed head will get once its body is here.
@@ -758,23 +759,22 @@ impl Connection {
                 .handler
                 .queue_cap(core.config.queue_depth),
         };
-        // Admitted when its head came (`route_head`), which every offloaded
-        // route's head is; a caller without that admission is admitted now.
-        let Admitted { timeout, slot } = match admitted {
-            Some(admitted) => admitted,
-            None => {
-                let timeout = core.config.job_timeout;
-                match core.dispatcher.admit(limit, timeout) {
-                    Ok(slot) => Admitted { timeout, slot },
-                    Err(refusal) => return Some(refusal),
-                }
-            }
-        };
+        // Admitted when its head came (`route_head` does that for every
+        // offloaded route): its timeout, and its place if one was held.
+        let Admitted { timeout, slot } = admitted.unwrap_or_else(|| Admitted {
+            timeout: core.router.routes()[route]
+                .handler
+                .job_timeout
+                .unwrap_or(core.config.job_timeout),
+            slot: None,
+        });
         let ticket = match core.dispatcher.dispatch(slot, limit, job, input) {
             Ok(dispatched) => dispatched,
             Err(why) => {
-                // Its place was held, but that core's channel was full of
-                // cancelled jobs and no other core had room.
+                // No place was held (a request without a body, or a core
+                // past its hold budget) and the queues filled meanwhile, or
+                // the held core's channel was full of cancelled jobs and no
+                // other core had room.
                 log::debug!(
                     "I/O core {}: job rejected at dispatch, {why:?} (503)",
                     core.cpu
@@ -891,6 +891,10 @@ impl Connection {
     /// [`LINGER_TIME`]) has passed; at most `LINGER_TIMEOUT` more once the
     /// server is stopping.
     async fn close_gracefully(&mut self, most: Duration) {
+        // The request being read is over: a queue place held for it (the
+        // 413 or 408 of an admitted upload) is given back now, not after
+        // the linger (a review found it held up to LINGER_TIME).
+        self.current = None;
         if self.flush().await.is_err() {
             return;
         }
@@ -940,7 +944,8 @@ fn admit(
         route: index,
         cap: route.handler.queue_cap(core.config.queue_depth),
     };
-    let slot = core.dispatcher.admit(limit, timeout)?;
+    let body = request.head.body != BodyKind::Empty;
+    let slot = core.dispatcher.admit(limit, timeout, body)?;
     Ok(Some(Admitted { timeout, slot }))
 }
 
