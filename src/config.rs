@@ -254,6 +254,7 @@ pub fn parse_bytes_upto(flag: &str, text: &str, max: u64) -> Result<u64> {
 
 /// Largest `--job-memory`: an address-space cap (RLIMIT_AS), which threads,
 /// allocator arenas and big libraries reserve generously.
+#[cfg(feature = "cli")]
 pub const MAX_JOB_MEMORY: u64 = 1 << 50;
 
 /// Parses a positive number of seconds, fractions allowed (`0.5`, `30`).

@@ -40,8 +40,9 @@
 //!     })
 //!     .max_body(8 << 20));
 //! let layout = CoreLayout::resolve(&CoreLayout::usable_cpus(), None, None, None)?;
-//! let server = Server::start(ServeConfig::new("127.0.0.1:8080".parse()?, layout), router)?;
-//! server.join()?;
+//! // Serves until SIGINT or SIGTERM, then stops gracefully. (`Server::start`
+//! // returns a handle instead: call its `stop`, then `join`.)
+//! Server::run_until_signal(ServeConfig::new("127.0.0.1:8080".parse()?, layout), router)?;
 //! # Ok(())
 //! # }
 //! ```

@@ -145,6 +145,8 @@ pub fn job_input(
 }
 
 /// A fast handler: sync, cheap, run on the I/O core that read the request.
+/// A panic in it (or in a [`CheckFn`]) is caught and answered 500 like a
+/// job's; the core serves on.
 pub type FastFn = Arc<dyn Fn(&Request<'_>) -> Response + Send + Sync + 'static>;
 /// A check run on the I/O core when the head arrives, before the body is
 /// read and before the job is queued: an `Err` response (e.g. 400) is sent
@@ -170,7 +172,8 @@ pub enum Work {
 pub struct Handler {
     /// What runs, and where.
     pub work: Work,
-    /// Checked when the head arrives (jobs only); see [`CheckFn`].
+    /// Checked when the head arrives (on every kind of route); see
+    /// [`CheckFn`].
     pub check: Option<CheckFn>,
     /// Most request body bytes, framing included (413 past it). Default is
     /// 1 MiB ([`MAX_BODY_BYTES`]).

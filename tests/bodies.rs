@@ -422,3 +422,65 @@ fn a_413_names_the_routes_own_limit() {
     assert_eq!(reply.status, 413);
     assert_eq!(reply.text(), "request body larger than 4096 bytes");
 }
+
+/// A library route's own code that panics on the I/O core (a fast handler,
+/// a check) answers 500 like a job's panic, and the core serves on: a
+/// newcomer's panicking fast handler had ended the I/O core, and every
+/// connection after it hung. A check guards a fast route too.
+#[test]
+fn panics_in_fast_handlers_and_checks_are_answered_and_the_core_lives() {
+    let refuse = |req: &heavylift::Request<'_>| match req.param("who") {
+        Some("guest") => Err(Response::text(403, "guests may not")),
+        Some("boom") => panic!("check exploded"),
+        _ => Ok(()),
+    };
+    let router = Router::new()
+        .get("/boom", fast(|_| panic!("fast handler exploded")))
+        .get(
+            "/hello/{who}",
+            fast(|req| Response::text(200, format!("hi {}", req.param("who").unwrap_or("?"))))
+                .check(refuse),
+        )
+        .get(
+            "/job/{who}",
+            offload(|_, _| Ok(Response::text(200, "ran"))).check(refuse),
+        );
+    let config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), one_io_one_compute());
+    let server = TestServer::start_router(config, router);
+    for _ in 0..3 {
+        let reply = server.get("/boom");
+        assert_eq!(reply.status, 500);
+        assert!(
+            reply.text().starts_with("Caught an exception: ")
+                && reply.text().contains("fast handler exploded"),
+            "{}",
+            reply.text()
+        );
+        assert_eq!(server.get("/healthz").text(), "ok", "the I/O core lives");
+    }
+    assert_eq!(server.get("/hello/ann").text(), "hi ann");
+    assert_eq!(server.get("/hello/guest").status, 403, "checked");
+    for path in ["/hello/boom", "/job/boom"] {
+        let reply = server.get(path);
+        assert_eq!(reply.status, 500, "{path}");
+        assert!(reply.text().contains("check exploded"), "{}", reply.text());
+    }
+    assert_eq!(server.get("/job/guest").status, 403);
+    assert_eq!(server.get("/job/ann").text(), "ran");
+    assert_eq!(server.stats()["jobs"]["accepted"], 1);
+}
+
+/// A library's `ServeConfig` gets the CLI's `--queue-depth` rule (1 to
+/// `MAX_QUEUE_DEPTH`): the jobs channels are sized from it up front.
+#[test]
+fn a_library_queue_depth_out_of_range_is_a_start_error() {
+    for depth in [0, heavylift::MAX_QUEUE_DEPTH + 1] {
+        let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), one_io_one_compute());
+        config.queue_depth = depth;
+        match heavylift::Server::start(config, Router::new()) {
+            Err(heavylift::Error::Config(why)) => assert!(why.contains("queue_depth"), "{why}"),
+            Err(other) => panic!("{depth}: {other}"),
+            Ok(_) => panic!("{depth}: started"),
+        }
+    }
+}

@@ -658,16 +658,17 @@ impl Connection {
                 params,
                 admitted,
             } => match &core.router.routes()[index].handler.work {
-                Work::Fast(handler) => (
-                    Some(index),
-                    handler(&Request {
+                Work::Fast(handler) => {
+                    let request = Request {
                         head: &head,
                         params: &params,
                         body: &body,
                         io_core: core.cpu,
                         stats: &core.stats,
-                    }),
-                ),
+                    };
+                    let response = caught(&core, index, || handler(&request));
+                    (Some(index), response.unwrap_or_else(|panicked| panicked))
+                }
                 Work::Inline(job) => {
                     let input = job_input(&head, params, body, core.cpu);
                     (Some(index), self.run_inline(job, &input))
@@ -929,10 +930,8 @@ fn admit(
     (index, route): (usize, &Route),
     request: &Request<'_>,
 ) -> Result<Option<Admitted>, Response> {
-    if let (Some(check), Work::Offload(_) | Work::Inline(_)) =
-        (&route.handler.check, &route.handler.work)
-    {
-        check(request)?;
+    if let Some(check) = &route.handler.check {
+        caught(core, index, || check(request))??;
     }
     if !matches!(route.handler.work, Work::Offload(_)) {
         return Ok(None);
@@ -947,6 +946,25 @@ fn admit(
     let body = request.head.body != BodyKind::Empty;
     let slot = core.dispatcher.admit(limit, timeout, body)?;
     Ok(Some(Admitted { timeout, slot }))
+}
+
+/// Runs a route's own code on the I/O core (a fast handler, a check) with
+/// its panics caught: a panic is answered 500 as a job's is (`Caught an
+/// exception: ...`) and logged, instead of unwinding through the I/O
+/// executor, which would end the core and leave every connection on it
+/// unanswered (found by a newcomer using the library).
+fn caught<R>(core: &IoCore, route: usize, code: impl FnOnce() -> R) -> Result<R, Response> {
+    run_caught(code).map_err(|msg| {
+        if let Some(r) = core.router.routes().get(route) {
+            log::error!(
+                "I/O core {}: route {} {} panicked: {msg}",
+                core.cpu,
+                r.method.as_str(),
+                r.path
+            );
+        }
+        outcome_response(JobOutcome::Panicked(msg))
+    })
 }
 
 /// The header Envoy sends upstream with the time the caller will wait.

@@ -142,6 +142,15 @@ impl Server {
         if let Some(conflict) = router.error() {
             return Err(Error::Config(format!("bad router: {conflict}")));
         }
+        // The CLI's rule for --queue-depth, for a library's config too: the
+        // jobs channels are sized from it, up front.
+        if !(1..=crate::config::MAX_QUEUE_DEPTH).contains(&config.queue_depth) {
+            return Err(Error::Config(format!(
+                "queue_depth {} must be between 1 and {}",
+                config.queue_depth,
+                crate::config::MAX_QUEUE_DEPTH
+            )));
+        }
         let process = match (config.isolation, &config.external) {
             (Isolation::Thread, None) => None,
             (Isolation::Thread, Some(_)) => {
