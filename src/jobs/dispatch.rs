@@ -266,7 +266,7 @@ impl Dispatcher {
     }
 
     /// A place for `route`'s job on the compute core with the fewest jobs
-    /// that has room (ties rotating), from `first` on; why none has one
+    /// that has room (ties rotating), other than `skip`; why none has one
     /// otherwise.
     fn place(&self, route: RouteLimit, skip: Option<usize>) -> Result<Slot, Refusal> {
         let compute = &self.stats.compute;
