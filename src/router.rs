@@ -28,6 +28,7 @@
 //! exactly this API. Every router also answers GET `/stats`, `/metrics` and
 //! `/healthz`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::http::query::{normalize_unreserved, percent_decode_path};
@@ -119,6 +120,14 @@ impl Request<'_> {
     /// The first value of request header `name` (any case), if sent.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.head.header(name)
+    }
+
+    /// The query value `name`, decoded as a form value (`%XX` and `+`), as
+    /// the built-in routes read `id`: `None` when absent, `Some(Err(why))`
+    /// for a bad escape or a value that is not UTF-8 (see
+    /// [`crate::http::query::query_value`]).
+    pub fn query_value(&self, name: &str) -> Option<Result<Cow<'_, str>, &'static str>> {
+        crate::http::query::query_value(self.head.query(), name)
     }
 }
 

@@ -437,6 +437,21 @@ fn panics_in_fast_handlers_and_checks_are_answered_and_the_core_lives() {
     let router = Router::new()
         .get("/boom", fast(|_| panic!("fast handler exploded")))
         .get(
+            "/greet",
+            fast(|req| match req.query_value("name") {
+                Some(Ok(name)) => Response::text(200, format!("hello {name}")),
+                Some(Err(why)) => Response::text(400, why),
+                None => Response::text(400, "no name"),
+            }),
+        )
+        .get(
+            "/greet_job",
+            offload(|input, _| match input.query_value("name") {
+                Some(Ok(name)) => Ok(Response::text(200, format!("job {name}"))),
+                _ => Ok(Response::text(400, "no name")),
+            }),
+        )
+        .get(
             "/hello/{who}",
             fast(|req| Response::text(200, format!("hi {}", req.param("who").unwrap_or("?"))))
                 .check(refuse),
@@ -468,6 +483,11 @@ fn panics_in_fast_handlers_and_checks_are_answered_and_the_core_lives() {
     assert_eq!(server.get("/job/guest").status, 403);
     assert_eq!(server.get("/job/ann").text(), "ran");
     assert_eq!(server.stats()["jobs"]["accepted"], 1);
+    // Query values, decoded as a form's, from a fast handler and a job.
+    assert_eq!(server.get("/greet?name=J%C3%B8rn+B").text(), "hello Jørn B");
+    assert_eq!(server.get("/greet?name=%ZZ").status, 400);
+    assert_eq!(server.get("/greet").status, 400);
+    assert_eq!(server.get("/greet_job?x=1&name=a%26b").text(), "job a&b");
 }
 
 /// A library's `ServeConfig` gets the CLI's `--queue-depth` rule (1 to

@@ -22,6 +22,7 @@ pub(crate) mod pending;
 pub mod process;
 pub(crate) mod worker;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -208,6 +209,13 @@ impl JobInput {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The query value `name`, decoded as a form value (`%XX` and `+`):
+    /// `None` when absent, `Some(Err(why))` for a bad escape or a value
+    /// that is not UTF-8 (see [`crate::http::query::query_value`]).
+    pub fn query_value(&self, name: &str) -> Option<Result<Cow<'_, str>, &'static str>> {
+        crate::http::query::query_value(&self.query, name)
     }
 
     /// True when some `Accept` header names application/json.
