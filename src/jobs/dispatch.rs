@@ -184,9 +184,9 @@ impl Dispatcher {
         let spin = self.next_id.get() as usize % n.max(1);
         let now = estimates.now();
         let mut full = true;
-        // (expected wait, jobs, rotated index, optimistic wait) per core with
-        // room for this route.
-        let mut candidates: Vec<(Duration, usize, usize, Duration)> = (0..n)
+        // (expected wait, jobs, rotated index, core, optimistic wait) per core
+        // with room for this route.
+        let mut candidates: Vec<(Duration, usize, usize, usize, Duration)> = (0..n)
             .filter(|&c| self.has_room(&compute[c]))
             .filter(|&c| {
                 full = false;
@@ -195,7 +195,7 @@ impl Dispatcher {
             .map(|c| {
                 let (optimistic, expected) = estimates.waits(c, now);
                 let load = compute[c].in_flight.load(Relaxed);
-                (expected, load, (c + n - spin) % n, optimistic)
+                (expected, load, (c + n - spin) % n, c, optimistic)
             })
             .collect();
         if candidates.is_empty() {
@@ -208,7 +208,7 @@ impl Dispatcher {
         let shortest = candidates.iter().map(|c| c.0).min().unwrap_or_default();
         // Refused only when even the optimistic wait misses the deadline
         // (`jobs::estimate`); Retry-After is from the expected wait.
-        candidates.retain(|&(_, _, _, optimistic)| optimistic <= deadline);
+        candidates.retain(|&(.., optimistic)| optimistic <= deadline);
         if candidates.is_empty() {
             return Err(self.refuse(Refusal::Deadline, shortest.saturating_sub(deadline)));
         }
@@ -217,8 +217,7 @@ impl Dispatcher {
         }
         candidates.sort_unstable();
         let budget = hold_budget(self.queue_depth);
-        for &(_, _, rotated, _) in &candidates {
-            let c = (rotated + spin) % n;
+        for &(_, _, _, c, _) in &candidates {
             if compute[c].reserved.load(Relaxed) >= budget {
                 continue;
             }

@@ -23,6 +23,20 @@ pub(super) struct Answering {
     pub(super) route: Option<usize>,
 }
 
+impl Answering {
+    /// What is known of the request `head`, routed to `plan`.
+    fn of(head: &RequestHead, plan: &Plan) -> Answering {
+        Answering {
+            head_only: head.method == "HEAD",
+            route: match plan {
+                Plan::Route { index, .. } => Some(*index),
+                Plan::Answer { route, .. } => *route,
+                Plan::Discard => None,
+            },
+        }
+    }
+}
+
 impl Connection {
     /// Encodes the automatic answer to a request that cannot be read (see
     /// [`crate::http::ParseError::status`]); the connection then closes.
@@ -49,14 +63,7 @@ impl Connection {
     /// the head that failed to parse, as far as its method got.
     pub(super) fn answering(&self) -> Answering {
         match &self.current {
-            Some(Current { head, plan }) => Answering {
-                head_only: head.method == "HEAD",
-                route: match plan {
-                    Plan::Route { index, .. } => Some(*index),
-                    Plan::Answer { route, .. } => *route,
-                    Plan::Discard => None,
-                },
-            },
+            Some(Current { head, plan }) => Answering::of(head, plan),
             None => Answering {
                 head_only: self.reader.unparsed_method_is(b"HEAD"),
                 route: None,
@@ -166,14 +173,7 @@ impl Connection {
             if let Plan::Answer { route, response } = &plan {
                 return Err(self.answer_and_close(&head, *route, response));
             }
-            let index = match &plan {
-                Plan::Route { index, .. } => Some(*index),
-                _ => None,
-            };
-            let to = Answering {
-                head_only: head.method == "HEAD",
-                route: index,
-            };
+            let to = Answering::of(&head, &plan);
             return Err(self.reject_parse(&err, to));
         }
         if head.body != BodyKind::Empty {

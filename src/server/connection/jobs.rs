@@ -55,10 +55,7 @@ impl Connection {
         // Admitted when its head came (`route_head` does that for every
         // offloaded route): its timeout, and its place if one was held.
         let Admitted { timeout, slot } = admitted.unwrap_or_else(|| Admitted {
-            timeout: core.router.routes()[route]
-                .handler
-                .job_timeout
-                .unwrap_or(core.config.job_timeout),
+            timeout: route_timeout(&core, &core.router.routes()[route]),
             slot: None,
         });
         let ticket = match core.dispatcher.dispatch(slot, limit, job, input) {
@@ -163,7 +160,7 @@ pub(super) fn admit(
         return Ok(None);
     }
     let caller = expected_timeout(request.head)?;
-    let route_timeout = route.handler.job_timeout.unwrap_or(core.config.job_timeout);
+    let route_timeout = route_timeout(core, route);
     let timeout = caller.map_or(route_timeout, |t| t.min(route_timeout));
     let limit = RouteLimit {
         route: index,
@@ -172,6 +169,11 @@ pub(super) fn admit(
     let body = request.head.body != BodyKind::Empty;
     let slot = core.dispatcher.admit(limit, timeout, body)?;
     Ok(Some(Admitted { timeout, slot }))
+}
+
+/// A job route's own timeout (`Handler::job_timeout`), or `--job-timeout`.
+fn route_timeout(core: &IoCore, route: &Route) -> Duration {
+    route.handler.job_timeout.unwrap_or(core.config.job_timeout)
 }
 
 /// Runs a route's own code on the I/O core (a fast handler, a check) with
