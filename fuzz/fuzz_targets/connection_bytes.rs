@@ -107,10 +107,12 @@ impl Model {
                     io_core: 0,
                     stats: &self.stats,
                 };
-                let refused = match (&route.handler.check, &route.handler.work) {
-                    (Some(check), Work::Offload(_) | Work::Inline(_)) => check(&request).err(),
-                    _ => None,
-                };
+                // Checks run on every kind of route (`connection::jobs::admit`).
+                let refused = route
+                    .handler
+                    .check
+                    .as_ref()
+                    .and_then(|check| check(&request).err());
                 match refused {
                     Some(response) => (Plan::Answer(response), route.handler.max_body, false),
                     None => (Plan::Serve(index, params), route.handler.max_body, true),
