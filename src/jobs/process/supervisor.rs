@@ -615,8 +615,9 @@ impl Supervisor {
             self.settings.kill_grace
         );
         stats.record_worker_kill(reason);
-        self.worker = None; // Drop kills the group and reaps it.
-                            // No replacement (nor its count) for a server that is stopping.
+        // Dropping the worker kills its group and reaps it. No replacement
+        // (nor its count) for a server that is stopping.
+        self.worker = None;
         if !all_stats.io_stopped() {
             stats.worker_restarts.fetch_add(1, Relaxed);
             self.spawn();
